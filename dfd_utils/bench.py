@@ -1,0 +1,51 @@
+"""Benchmarks that print the speed and memory figures the issues set as targets."""
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+
+__all__ = ["bench_data"]
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def bench_data(source: str | None = None, workers: int | None = None) -> dict:
+    """Time a first (uncached) and a cached load of all of CIFAKE, and the memory beyond the arrays.
+
+    Uses a temporary cache folder, so it measures a true first load without touching data/cache.
+    """
+    import os
+
+    from . import data
+
+    with tempfile.TemporaryDirectory() as cache:
+        previous = os.environ.get("DFD_CACHE")
+        os.environ["DFD_CACHE"] = cache
+        try:
+            before = _peak_rss_bytes()
+            start = time.perf_counter()
+            sets = [data.load_cifake(split, source, workers=workers, progress=False) for split in ("train", "test")]
+            first = time.perf_counter() - start
+            array_bytes = sum(s.images.nbytes for s in sets)
+            overhead = max(0, _peak_rss_bytes() - before - array_bytes)
+            n_images = sum(len(s) for s in sets)
+            del sets
+            start = time.perf_counter()
+            sets = [data.load_cifake(split, source, progress=False) for split in ("train", "test")]
+            cached = time.perf_counter() - start
+        finally:
+            if previous is None:
+                os.environ.pop("DFD_CACHE")
+            else:
+                os.environ["DFD_CACHE"] = previous
+    result = {"images": n_images, "first_load_s": first, "cached_load_s": cached,
+              "array_mb": array_bytes / 2**20, "peak_memory_beyond_arrays_mb": overhead / 2**20,
+              "cpu_count": os.cpu_count()}
+    print(f"CIFAKE: {n_images:,} images ({result['array_mb']:.0f} MB of arrays) on {os.cpu_count()} CPU(s)\n"
+          f"  first load (decode, parallel): {first:6.1f} s   target ≤ 30 s\n"
+          f"  cached load:                   {cached:6.1f} s   target ≤ 3 s\n"
+          f"  peak memory beyond the arrays: {result['peak_memory_beyond_arrays_mb']:6.0f} MB  target ≤ 1024 MB")
+    return result

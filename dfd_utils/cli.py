@@ -1,0 +1,54 @@
+"""Command line: `python -m dfd_utils run|data|bench …` (also installed as `dfd`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dfd_utils", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute the notebooks with papermill under a profile")
+    run.add_argument("--profile", default="default", choices=("smoke", "default", "full"))
+    run.add_argument("--only", default="", help="comma-separated notebook number prefixes, e.g. 00,03")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a parameter (value parsed as YAML); repeatable")
+    run.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run")
+    data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
+    data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
+    bench = commands.add_parser("bench", help="print speed/memory figures")
+    bench.add_argument("what", choices=("data",))
+    bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from .runner import ParameterError, parse_value, run_notebooks
+
+        overrides = {name: parse_value(value) for name, value in args.param}
+        only = [part.strip() for part in args.only.split(",") if part.strip()]
+        try:
+            ok = run_notebooks(args.profile, only, overrides, args.cell_timeout)
+        except ParameterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0 if ok else 1
+    if args.command == "data":
+        from .data import DataError, resolve_cifake
+
+        try:
+            print(f"CIFAKE: {resolve_cifake(args.source)}")
+        except DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "bench":
+        from .bench import bench_data
+
+        bench_data(args.source)
+        return 0
+    return 2

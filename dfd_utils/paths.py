@@ -1,0 +1,57 @@
+"""Where things live: the project root, data, cache, results and the shared folder beside it.
+
+Every location can be moved with an environment variable so that tests, CI and users with
+their own layout never have to edit code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "project_root",
+    "data_dir",
+    "cache_dir",
+    "results_root",
+    "results_dir",
+    "shared_dir",
+    "notebooks_dir",
+]
+
+
+def project_root() -> Path:
+    """The checkout's root: `DFD_ROOT`, else the folder that holds `dfd_utils/`."""
+    env = os.environ.get("DFD_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """`data/` in the project (downloads and extracted datasets, git-ignored)."""
+    return project_root() / "data"
+
+
+def cache_dir() -> Path:
+    """Decoded-array cache: `DFD_CACHE`, else `data/cache/`."""
+    env = os.environ.get("DFD_CACHE")
+    return Path(env) if env else data_dir() / "cache"
+
+
+def results_root() -> Path:
+    """Root of all run records: `DFD_RESULTS`, else `results/`."""
+    env = os.environ.get("DFD_RESULTS")
+    return Path(env) if env else project_root() / "results"
+
+
+def results_dir(profile: str) -> Path:
+    """`results/<profile>/`: executed notebooks and their record folders."""
+    return results_root() / profile
+
+
+def shared_dir() -> Path:
+    """The shared folder beside the checkout (`../shared`), used by CI and offline machines."""
+    env = os.environ.get("DFD_SHARED")
+    return Path(env) if env else project_root().parent / "shared"
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"

@@ -1,0 +1,111 @@
+"""Figures every notebook needs. Each function returns its figure; `Run.save_figure` saves it."""
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt  # importing pyplot sets up inline display in Jupyter
+import numpy as np
+import seaborn as sns
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+__all__ = ["confusion", "roc_pr", "score_histogram", "image_grid", "heatmaps", "lines", "CLASS_NAMES"]
+
+CLASS_NAMES = ("REAL", "FAKE")
+matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+
+
+def confusion(labels, scores, threshold: float = 0.5, title: str = ""):
+    """Confusion matrix as counts and row-normalised (recall per true class), side by side."""
+    predicted = (np.asarray(scores) >= threshold).astype(int)
+    counts = sk_confusion_matrix(labels, predicted, labels=[0, 1])
+    rates = counts / counts.sum(1, keepdims=True).clip(min=1)
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.6))
+    for ax, matrix, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], rates, ".3f", "row-normalised")):
+        sns.heatmap(matrix, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    fig.suptitle(f"{title} (threshold {threshold:.3g})".strip())
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def roc_pr(labels, scores_by_name: dict, title: str = ""):
+    """ROC (log-scaled FPR, so the 1% region is visible) and precision-recall curves."""
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, scores in scores_by_name.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        roc_ax.plot(np.maximum(fpr, 1e-4), tpr, label=name)
+        pr_ax.plot(recall, precision, label=name)
+    roc_ax.plot([1e-4, 1], [1e-4, 1], ":", color="grey")
+    roc_ax.set(xscale="log", xlabel="false-positive rate (REAL called FAKE)", ylabel="true-positive rate",
+               title="ROC", xlim=(1e-4, 1))
+    pr_ax.set(xlabel="recall (FAKE)", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def score_histogram(labels, scores, threshold: float | None = None, xlabel: str = "fake score",
+                    title: str = "", log_x: bool = False):
+    """Distribution of a score for each true class, with the decision threshold if given."""
+    labels = np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for label, color in ((0, "tab:blue"), (1, "tab:red")):
+        ax.hist(np.asarray(scores)[labels == label], bins=60, alpha=0.55, color=color,
+                label=CLASS_NAMES[label], density=True)
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set(xlabel=xlabel, ylabel="density", title=title, xscale="log" if log_x else "linear")
+    ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def image_grid(images, titles=None, ncols: int = 8, title: str = "", scale: float = 1.3, cmap=None):
+    """A grid of uint8 / [0, 1] images with optional per-image titles."""
+    images = list(images)
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap=cmap, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def heatmaps(panels: dict, title: str = "", cmap: str = "magma", colorbar: bool = True):
+    """Side-by-side 2-D arrays (mean images, spectra, difference maps), one colour bar each."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (name, array) in zip(axes.flat, panels.items()):
+        shown = ax.imshow(array, cmap=None if np.ndim(array) == 3 else cmap, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+        if colorbar and np.ndim(array) == 2:
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool = False):
+    """One line per named 1-D series (e.g. radial spectrum profiles, curves over depth)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, values in series.items():
+        ax.plot(np.asarray(values), label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,98 @@
+"""Run the numbered notebooks headlessly with papermill under a profile.
+
+Parameters are checked before anything runs: a name the notebook does not declare in its
+`parameters` cell is an error (papermill itself would only warn). A failing notebook keeps
+its partially executed copy in `results/<profile>/`, the failing cell is named, and the run
+stops with a non-zero exit.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import papermill
+import yaml
+
+from .paths import notebooks_dir, results_dir
+from .profiles import profile_params
+
+__all__ = ["NotebookJob", "plan", "run_notebooks", "parse_value", "ParameterError"]
+
+KERNEL = "python3"
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+class ParameterError(ValueError):
+    """A parameter a notebook does not declare, or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class NotebookJob:
+    source: Path
+    output: Path
+    parameters: dict
+
+    @property
+    def name(self) -> str:
+        return self.source.stem
+
+
+def parse_value(text: str):
+    """A command-line value as YAML: `10` → int, `0.5` → float, `true` → bool, else str."""
+    value = yaml.safe_load(text)
+    return text if value is None or isinstance(value, (dict, list)) else value
+
+
+def _check(notebook: Path, parameters: dict) -> None:
+    declared = papermill.inspect_notebook(str(notebook))
+    if not declared:
+        raise ParameterError(f"{notebook.name} has no cell tagged 'parameters'")
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook.name} does not declare {unknown}; it declares {sorted(declared)}")
+    for name, value in parameters.items():
+        expected = _TYPES.get(declared[name].get("inferred_type_name", "None"))
+        if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
+            raise ParameterError(f"{notebook.name}: {name} expects {declared[name]['inferred_type_name']}, "
+                                 f"got {value!r}")
+
+
+def plan(profile: str, only: list[str] | None = None, overrides: dict | None = None) -> list[NotebookJob]:
+    """The notebooks to run, in order, with their checked parameters."""
+    notebooks = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.stem.startswith(prefix) for prefix in only)]
+        if not notebooks:
+            raise ParameterError(f"no notebook in {notebooks_dir()} starts with any of {only}")
+    jobs = []
+    for notebook in notebooks:
+        parameters = {"PROFILE": profile, **profile_params(profile, notebook.stem), **(overrides or {})}
+        _check(notebook, parameters)
+        jobs.append(NotebookJob(notebook, results_dir(profile) / notebook.name, parameters))
+    return jobs
+
+
+def run_notebooks(profile: str = "default", only: list[str] | None = None, overrides: dict | None = None,
+                  cell_timeout: int = 3600) -> bool:
+    """Execute the planned notebooks in order; False (after saying why) at the first failure."""
+    jobs = plan(profile, only, overrides)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    started = time.perf_counter()
+    for index, job in enumerate(jobs, 1):
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[{index}/{len(jobs)}] {job.name} ({profile}) …", flush=True)
+        begin = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(job.source), str(job.output), parameters=job.parameters, kernel_name=KERNEL,
+                cwd=str(job.source.parent), execution_timeout=cell_timeout, progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            print(f"FAILED {job.name} in cell {error.cell_index} (execution count {error.exec_count}): "
+                  f"{error.ename}: {error.evalue}\n  partial notebook: {job.output}", flush=True)
+            return False
+        print(f"    done in {time.perf_counter() - begin:.1f} s → {job.output}", flush=True)
+    print(f"all {len(jobs)} notebook(s) done in {time.perf_counter() - started:.1f} s", flush=True)
+    return True

@@ -1,0 +1,97 @@
+"""The machine a run happens on: device choice, seeding, and a record of the environment."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import sys
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from .paths import project_root
+
+__all__ = ["device", "seed_everything", "seeded_generator", "environment", "git_state"]
+
+RECORDED_PACKAGES = (
+    "numpy", "pillow", "pandas", "scikit-learn", "matplotlib", "seaborn", "torch",
+    "torchvision", "timm", "diffusers", "lpips", "grad-cam", "papermill", "safetensors",
+)
+
+
+def device(preference: str = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; any other value is taken literally."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so that a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A private torch generator, so DataLoader shuffling does not depend on global state."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def git_state() -> dict:
+    """The commit the code came from and whether the working tree differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty if commit else None}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(chosen_device: torch.device | None = None) -> dict:
+    """Everything needed to say where a number came from: versions, hardware, code commit."""
+    chosen_device = chosen_device or device("auto")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in RECORDED_PACKAGES},
+        "device": str(chosen_device),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "git": git_state(),
+    }

@@ -1,0 +1,41 @@
+"""Every notebook, end to end through the runner, with the smoke profile on a fixture dataset."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dfd_utils.paths import notebooks_dir
+
+NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_smoke_run(notebook, cifake_zip, isolated_paths):
+    env = {**os.environ, "DFD_CIFAKE": str(cifake_zip)}
+    result = subprocess.run(
+        [sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", notebook.stem[:2]],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = isolated_paths / "results" / "smoke"
+    executed = json.loads((results / notebook.name).read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    records = results / notebook.stem
+    assert json.loads((records / "params.json").read_text())["PROFILE"] == "smoke"
+    assert json.loads((records / "env.json").read_text())["git"]
+    shown = sum("image/png" in o.get("data", {}) for c in executed["cells"] for o in c.get("outputs", []))
+    saved = len(list((records / "figures").glob("*.png"))) if (records / "figures").exists() else 0
+    assert saved >= shown > 0, "every figure the notebook shows must also be saved"
+
+
+@pytest.mark.slow
+def test_failing_notebook_keeps_partial_output_and_exits_nonzero(cifake_zip, isolated_paths, tmp_path):
+    env = {**os.environ, "DFD_CIFAKE": str(tmp_path / "missing.zip")}
+    result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", "00"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "FAILED 00_data_audit in cell" in result.stdout and "DataError" in result.stdout
+    assert (isolated_paths / "results" / "smoke" / "00_data_audit.ipynb").exists()

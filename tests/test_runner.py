@@ -1,0 +1,62 @@
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from dfd_utils.paths import notebooks_dir
+from dfd_utils.profiles import PROFILES, load_profiles
+from dfd_utils.runner import ParameterError, parse_value, plan
+
+NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_parse_value():
+    assert parse_value("10") == 10 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value("resnet18") == "resnet18" and parse_value("") == ""
+
+
+def test_unknown_parameter_is_an_error():
+    with pytest.raises(ParameterError, match="does not declare \\['NOT_A_PARAMETER'\\]"):
+        plan("smoke", ["00"], {"NOT_A_PARAMETER": 1})
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ParameterError, match="SEED expects int"):
+        plan("smoke", ["00"], {"SEED": "zero"})
+
+
+def test_unknown_prefix_and_profile():
+    with pytest.raises(ParameterError, match="no notebook"):
+        plan("smoke", ["77"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        plan("bogus")
+
+
+def test_profiles_name_only_declared_parameters():
+    for profile in PROFILES:
+        plan(profile)  # raises on any undeclared name
+    assert set(load_profiles()) == set(PROFILES)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_source_is_clean(notebook):
+    """Committed without outputs; every line of the parameters cell is a parsed, commented parameter."""
+    import papermill
+
+    cells = json.loads(notebook.read_text())["cells"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in cells if c["cell_type"] == "code")
+    parameters = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert len(parameters) == 1
+    lines = [l for l in "".join(parameters[0]["source"]).splitlines() if l.strip()]
+    declared = papermill.inspect_notebook(str(notebook))
+    assert len(declared) == len(lines), "a parameters line papermill cannot parse (e.g. '=' in a comment)"
+    assert all(re.match(r"^[A-Z_0-9]+: \w+ = .+  # .+", line) for line in lines)
+    assert "PROFILE" in declared and "SEED" in declared
+
+
+def test_cli_rejects_unknown_parameter():
+    result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", "00",
+                             "-p", "BOGUS", "1"], capture_output=True, text=True)
+    assert result.returncode == 2 and "BOGUS" in result.stderr
