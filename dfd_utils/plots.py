@@ -8,7 +8,8 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-__all__ = ["confusion", "roc_pr", "score_histogram", "image_grid", "heatmaps", "lines", "CLASS_NAMES"]
+__all__ = ["confusion", "roc_pr", "score_histogram", "image_grid", "heatmaps", "lines", "training_curves", "table_heatmap",
+           "interval_bars", "CLASS_NAMES"]
 
 CLASS_NAMES = ("REAL", "FAKE")
 matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
@@ -105,6 +106,58 @@ def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool =
     for name, values in series.items():
         ax.plot(np.asarray(values), label=name)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def training_curves(history_table, title: str = ""):
+    """Loss and accuracy per epoch (train, and validation when present)."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for column, ax in (("loss", loss_ax), ("acc", acc_ax)):
+        for prefix in ("train", "val"):
+            if f"{prefix}_{column}" in history_table:
+                ax.plot(history_table["epoch"], history_table[f"{prefix}_{column}"], marker="o", label=prefix)
+        ax.set(xlabel="epoch", ylabel=column, title=column)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def table_heatmap(table, index: str, columns: str, values: str, facet: str | None = None,
+                  title: str = "", fmt: str = ".3f"):
+    """A pivot of `values` over `index` x `columns`, one panel per value of `facet`."""
+    facets = sorted(table[facet].unique()) if facet else [None]
+    fig, axes = plt.subplots(1, len(facets), figsize=(4.2 * len(facets), 3.4), squeeze=False)
+    for ax, value in zip(axes.flat, facets):
+        part = table if value is None else table[table[facet] == value]
+        sns.heatmap(part.pivot_table(index=index, columns=columns, values=values), annot=True, fmt=fmt,
+                    cmap="viridis", ax=ax, cbar=False)
+        ax.set_title(f"{facet} = {value}" if facet else values)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def interval_bars(table, x: str, y: str, low: str, high: str, hue: str, title: str = "",
+                  reference: float | None = None):
+    """Grouped bars of `y` with [low, high] error bars; an optional reference line."""
+    groups, hues = list(dict.fromkeys(table[x])), list(dict.fromkeys(table[hue]))
+    width = 0.8 / len(hues)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(groups) * len(hues) / 2 + 3), 3.8))
+    for i, name in enumerate(hues):
+        part = table[table[hue] == name].set_index(x).reindex(groups)
+        positions = np.arange(len(groups)) + (i - (len(hues) - 1) / 2) * width
+        error = np.vstack([part[y] - part[low], part[high] - part[y]])
+        ax.bar(positions, part[y], width, yerr=error, capsize=3, label=str(name))
+    if reference is not None:
+        ax.axhline(reference, color="black", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
+    ax.set(ylabel=y, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     plt.close(fig)

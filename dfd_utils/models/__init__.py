@@ -1,0 +1,61 @@
+"""Architectures by name: `create_model("cifake_cnn", filters=32)`, like timm's `create_model`.
+
+Every model maps (N, 3, H, W) images in [0, 1] to (N, 2) logits (0 REAL, 1 FAKE); the input
+normalisation lives inside the model so that saved models are self-contained.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .small_cnn import CifakeCNN, DetectorCNN
+
+__all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN"]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str, factory: Callable[..., nn.Module]) -> None:
+    _REGISTRY[name] = factory
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered architecture; unknown names or arguments are errors."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known: {list_models()}")
+    return _REGISTRY[name](**kwargs)
+
+
+def save_model(model: nn.Module, folder: Path, name: str, config: dict, extra: dict | None = None) -> Path:
+    """Weights as safetensors plus the `create_model` call that rebuilds them (`model.json`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "model.json").write_text(json.dumps({"name": name, "config": config, **(extra or {})}, indent=2))
+    return folder
+
+
+def load_model(folder: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """One call rebuilds a model saved by `save_model`, in eval mode."""
+    folder = Path(folder)
+    if not (folder / "model.json").exists():
+        raise FileNotFoundError(f"no saved model in {folder} (expected model.json and model.safetensors); "
+                                "run the notebook that trains it first")
+    spec = json.loads((folder / "model.json").read_text())
+    model = create_model(spec["name"], **spec["config"])
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.to(device).eval()
+
+
+register("cifake_cnn", CifakeCNN)
+register("detector_cnn", DetectorCNN)
