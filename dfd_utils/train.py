@@ -98,7 +98,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             opt.step()
             sched.step()
             seen += len(labels)
-            loss_sum += float(loss) * len(labels)
+            loss_sum += loss.item() * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start, "images": seen}

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dfd_utils as du
+from dfd_utils import models, train as training
+
+
+@pytest.mark.parametrize("blocks,filters,dense", [(1, 16, 1), (2, 32, 2), (3, 8, 3)])
+def test_cifake_cnn_shapes(blocks, filters, dense):
+    model = models.create_model("cifake_cnn", conv_blocks=blocks, filters=filters, dense_layers=dense)
+    assert model(torch.rand(4, 3, 32, 32)).shape == (4, 2)
+    assert len(model.cam_layers) == blocks
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == dense + 1
+
+
+def test_detector_cnn_and_no_inplace_activations():
+    model = models.create_model("detector_cnn", width=8, depth=2)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+    assert list(model.cam_layers) == ["stage1", "stage2", "stage3"]
+    for net in (model, models.create_model("cifake_cnn")):
+        assert not any(getattr(m, "inplace", False) for m in net.modules())
+
+
+def test_unknown_model_and_argument():
+    with pytest.raises(ValueError, match="unknown model"):
+        models.create_model("resnet9000")
+    with pytest.raises(TypeError):
+        models.create_model("cifake_cnn", colour=True)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = models.create_model("detector_cnn", width=8).eval()
+    models.save_model(model, tmp_path / "m", "detector_cnn", {"width": 8})
+    loaded = models.load_model(tmp_path / "m")
+    x = torch.rand(3, 3, 32, 32)
+    torch.testing.assert_close(model(x), loaded(x))
+    with pytest.raises(FileNotFoundError, match="run the notebook"):
+        models.load_model(tmp_path / "missing")
+
+
+def test_fit_learns_a_separable_fixture(cifake_folder):
+    train_set, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
+    du.seed_everything(0)
+    model = models.create_model("cifake_cnn", conv_blocks=1, filters=8)
+    history = training.fit(model, train_set, test, epochs=8, batch_size=8, lr=3e-3, progress=False)
+    assert history.table.train_loss.iloc[-1] < history.table.train_loss.iloc[0]
+    assert history.rows[-1]["val_acc"] >= 0.9 and history.images_per_s > 0
+    scores, speed = training.predict(model, test, batch_size=7, progress=False)
+    scores_big, _ = training.predict(model, test, batch_size=1000, progress=False)
+    np.testing.assert_allclose(scores, scores_big, atol=1e-5)  # batching does not change scores
+    assert scores.shape == (len(test),) and ((scores >= 0) & (scores <= 1)).all() and speed > 0
+
+
+def test_sweep_has_one_row_per_config(cifake_folder):
+    train_set = du.load_cifake("train", cifake_folder)
+    fit_set, val_set = train_set.split(0.25)
+    configs = [dict(conv_blocks=1, filters=4), dict(conv_blocks=2, filters=4)]
+    table = training.sweep(models.CifakeCNN, configs, fit_set, val_set, epochs=1, batch_size=8)
+    assert list(table.conv_blocks) == [1, 2] and table.val_acc.between(0, 1).all()
+
+
+def test_bad_training_options(cifake_folder):
+    train_set = du.load_cifake("train", cifake_folder)
+    with pytest.raises(ValueError, match="schedule"):
+        training.fit(models.create_model("cifake_cnn"), train_set, epochs=1, schedule="warp", progress=False)
