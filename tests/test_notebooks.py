@@ -1,4 +1,7 @@
-"""Every notebook, end to end through the runner, with the smoke profile on a fixture dataset."""
+"""Every notebook, end to end through the runner, with the smoke profile on a fixture dataset.
+
+The notebooks run once, in order, in one results folder (later notebooks reuse models that
+earlier ones saved), then each one's report and records are checked."""
 import json
 import os
 import subprocess
@@ -11,16 +14,21 @@ from dfd_utils.paths import notebooks_dir
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
+@pytest.fixture(scope="module")
+def smoke_results(cifake_zip, tmp_path_factory):
+    base = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "DFD_CIFAKE": str(cifake_zip), "DFD_CACHE": str(base / "cache"),
+           "DFD_RESULTS": str(base / "results"), "DFD_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke"],
+                            env=env, capture_output=True, text=True, timeout=1200)
+    return result, base / "results" / "smoke"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_smoke_run(notebook, cifake_zip, isolated_paths):
-    env = {**os.environ, "DFD_CIFAKE": str(cifake_zip)}
-    result = subprocess.run(
-        [sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", notebook.stem[:2]],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
+def test_smoke_run(notebook, smoke_results):
+    result, results = smoke_results
     assert result.returncode == 0, result.stdout + result.stderr
-    results = isolated_paths / "results" / "smoke"
     executed = json.loads((results / notebook.name).read_text())
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     records = results / notebook.stem
@@ -29,10 +37,13 @@ def test_smoke_run(notebook, cifake_zip, isolated_paths):
     shown = sum("image/png" in o.get("data", {}) for c in executed["cells"] for o in c.get("outputs", []))
     saved = len(list((records / "figures").glob("*.png"))) if (records / "figures").exists() else 0
     assert saved >= shown > 0, "every figure the notebook shows must also be saved"
+    if (records / "metrics.json").exists():
+        entries = json.loads((records / "metrics.json").read_text())
+        assert entries and all({"method", "variant", "split", "acc", "auroc", "pretrained"} <= set(e) for e in entries)
 
 
 @pytest.mark.slow
-def test_failing_notebook_keeps_partial_output_and_exits_nonzero(cifake_zip, isolated_paths, tmp_path):
+def test_failing_notebook_keeps_partial_output_and_exits_nonzero(isolated_paths, tmp_path):
     env = {**os.environ, "DFD_CIFAKE": str(tmp_path / "missing.zip")}
     result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", "00"],
                             env=env, capture_output=True, text=True, timeout=600)
