@@ -56,7 +56,8 @@ def git_state() -> dict:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # outputs under results/ change with every run; only code and notebooks make a tree dirty
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"))
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit or None, "dirty": dirty if commit else None}
