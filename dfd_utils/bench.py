@@ -1,6 +1,7 @@
 """Benchmarks that print the speed and memory figures the issues set as targets."""
 from __future__ import annotations
 
+import os
 import resource
 import tempfile
 import time
@@ -17,8 +18,6 @@ def bench_data(source: str | None = None, workers: int | None = None) -> dict:
 
     Uses a temporary cache folder, so it measures a true first load without touching data/cache.
     """
-    import os
-
     from . import data
 
     with tempfile.TemporaryDirectory() as cache:
