@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, JpegImagePlugin
 
-from .data import CLASSES, ImageSet, _class_members, _pool_context, _Source
+from .data import CLASSES, ImageSet, _class_members, _pool_context, _Source, file_digest, read_members
 
 __all__ = ["counts_table", "file_size_detector", "file_facts", "duplicate_pairs", "duplicate_summary", "jpeg_quality", "jpeg_summary",
            "channel_statistics", "mean_log_spectrum", "radial_profile"]
@@ -43,14 +43,9 @@ def jpeg_quality(luma_table: tuple) -> int:
 
 def _facts_chunk(path: str, is_zip: bool, names: list[str]) -> list[dict]:
     """Worker: header facts of each file (no pixel decoding)."""
-    from zipfile import ZipFile
-    from pathlib import Path
-
-    archive = ZipFile(path) if is_zip else None
     rows = []
-    for name in names:
-        data = archive.read(name) if archive else (Path(path) / name).read_bytes()
-        row = {"id": name, "bytes": len(data), "digest": hashlib.blake2b(data, digest_size=8).hexdigest()}
+    for name, data in read_members(path, is_zip, names):
+        row = {"id": name, "bytes": len(data), "digest": file_digest(data)}
         try:
             image = Image.open(io.BytesIO(data))
             row["format"] = image.format
@@ -63,8 +58,6 @@ def _facts_chunk(path: str, is_zip: bool, names: list[str]) -> list[dict]:
         except Exception as error:  # noqa: BLE001 - recorded, the audit reports unreadable files
             row["format"] = f"unreadable: {type(error).__name__}"
         rows.append(row)
-    if archive:
-        archive.close()
     return rows
 
 

@@ -246,25 +246,35 @@ def _decode(data: bytes, name: str, shape: tuple[int, int] | None, resize: int |
     return np.asarray(image, dtype=np.uint8), None
 
 
+def file_digest(data: bytes) -> str:
+    """Short content hash of a file's bytes: equal digests mean byte-identical files."""
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def read_members(path: str | Path, is_zip: bool, names: list[str]):
+    """Yield (name, bytes) for members of a zip or files under a folder, opening a zip once."""
+    if not is_zip:
+        for name in names:
+            yield name, (Path(path) / name).read_bytes()
+        return
+    with zipfile.ZipFile(path) as archive:
+        for name in names:
+            yield name, archive.read(name)
+
+
 def _decode_chunk(path: str, is_zip: bool, names: list[str], shape: tuple[int, int],
                   resize: int | None, convert_mode: bool):
     """Worker: decode a list of members; returns (images, digests, failures, kept mask)."""
-    archive = zipfile.ZipFile(path) if is_zip else None
     images = np.zeros((len(names), *shape, 3), dtype=np.uint8)
     digests, failures, kept = [], [], np.ones(len(names), dtype=bool)
-    try:
-        for i, name in enumerate(names):
-            data = archive.read(name) if archive else (Path(path) / name).read_bytes()
-            digests.append(hashlib.blake2b(data, digest_size=8).hexdigest())
-            array, reason = _decode(data, name, shape, resize, convert_mode)
-            if array is None:
-                failures.append((name, reason))
-                kept[i] = False
-            else:
-                images[i] = array
-    finally:
-        if archive:
-            archive.close()
+    for i, (name, data) in enumerate(read_members(path, is_zip, names)):
+        digests.append(file_digest(data))
+        array, reason = _decode(data, name, shape, resize, convert_mode)
+        if array is None:
+            failures.append((name, reason))
+            kept[i] = False
+        else:
+            images[i] = array
     return images, digests, failures, kept
 
 
@@ -272,19 +282,11 @@ def _first_shape(source: _Source, names: list[str], resize: int | None, convert_
     """The image shape every other image must match (the first decodable image's)."""
     if resize:
         return (resize, resize)
-    for name in names[:50]:
-        data = _read_member(source, name)
+    for name, data in read_members(source.path, source.is_zip, names[:50]):
         array, _reason = _decode(data, name, None, None, convert_mode)
         if array is not None:
             return array.shape[:2]
     raise DataError(f"None of the first 50 files in {source.path} could be decoded (e.g. {names[0]}).")
-
-
-def _read_member(source: _Source, name: str) -> bytes:
-    if source.is_zip:
-        with zipfile.ZipFile(source.path) as archive:
-            return archive.read(name)
-    return (source.path / name).read_bytes()
 
 
 def _pool_context():

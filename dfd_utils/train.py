@@ -61,7 +61,6 @@ def _scheduler(optimizer, name: str, lr: float, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-@torch.no_grad()  # not inference_mode: models moved here must stay usable for Grad-CAM
 def evaluate_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
                   device: str | torch.device = "auto") -> tuple[float, float]:
     """Mean cross-entropy and accuracy (threshold 0.5) on a set."""
