@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .paths import cache_dir, data_dir, shared_dir
+from .paths import cache_dir, data_dir, offline, shared_dir
 
 __all__ = [
     "CLASSES",
@@ -113,10 +113,6 @@ class ImageSet:
 
 
 # --------------------------------------------------------------------------- finding data
-def _offline() -> bool:
-    return any(os.environ.get(var, "") not in ("", "0") for var in ("DFD_OFFLINE", "HF_HUB_OFFLINE"))
-
-
 def _kaggle_download() -> Path:
     import kagglehub  # optional dependency: pip install -e .[online]
 
@@ -142,7 +138,7 @@ def resolve_cifake(source: str | Path | None = None) -> Path:
             return path
     tried = ", ".join(str(p) for p in candidates)
     why = "offline (DFD_OFFLINE or HF_HUB_OFFLINE is set)"
-    if not _offline():
+    if not offline():
         try:
             return _kaggle_download()
         except Exception as error:  # noqa: BLE001 - any failure is reported with the fix below

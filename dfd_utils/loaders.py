@@ -20,7 +20,7 @@ AUGMENTATIONS = ("none", "flip", "flip_shift")
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 → (N, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    return torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float().div_(255)  # copies: inputs may be read-only
 
 
 def _augment(batch: torch.Tensor, how: str, generator: torch.Generator) -> torch.Tensor:

@@ -16,6 +16,7 @@ __all__ = [
     "results_dir",
     "shared_dir",
     "notebooks_dir",
+    "offline",
 ]
 
 
@@ -55,3 +56,8 @@ def shared_dir() -> Path:
 
 def notebooks_dir() -> Path:
     return project_root() / "notebooks"
+
+
+def offline() -> bool:
+    """True when `DFD_OFFLINE` or `HF_HUB_OFFLINE` is set: no download is even attempted."""
+    return any(os.environ.get(var, "") not in ("", "0") for var in ("DFD_OFFLINE", "HF_HUB_OFFLINE"))

@@ -100,11 +100,14 @@ def heatmaps(panels: dict, title: str = "", cmap: str = "magma", colorbar: bool 
     return fig
 
 
-def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool = False):
-    """One line per named 1-D series (e.g. radial spectrum profiles, curves over depth)."""
+def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool = False, x=None,
+          marker: str | None = None):
+    """One line per named 1-D series (e.g. radial spectrum profiles, curves over depth), over
+    positions `x` (0, 1, … if None)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, values in series.items():
-        ax.plot(np.asarray(values), label=name)
+        values = np.asarray(values)
+        ax.plot(np.arange(len(values)) if x is None else np.asarray(x), values, label=name, marker=marker)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
     ax.legend(fontsize=8)
     fig.tight_layout()

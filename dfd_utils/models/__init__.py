@@ -1,7 +1,8 @@
 """Architectures by name: `create_model("cifake_cnn", filters=32)`, like timm's `create_model`.
 
-Every model maps (N, 3, H, W) images in [0, 1] to (N, 2) logits (0 REAL, 1 FAKE); the input
-normalisation lives inside the model so that saved models are self-contained.
+Every detector maps (N, 3, H, W) images in [0, 1] to (N, 2) logits (0 REAL, 1 FAKE), every
+autoencoder maps them to reconstructions in [0, 1]; input normalisation lives inside the model
+so that saved models are self-contained.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .autoencoders import TAEF2, ConvAutoencoder
 from .small_cnn import CifakeCNN, DetectorCNN
 
-__all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN"]
+__all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN",
+           "ConvAutoencoder", "TAEF2"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -59,3 +62,4 @@ def load_model(folder: Path, device: str | torch.device = "cpu") -> nn.Module:
 
 register("cifake_cnn", CifakeCNN)
 register("detector_cnn", DetectorCNN)
+register("conv_autoencoder", ConvAutoencoder)
