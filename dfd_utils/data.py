@@ -34,6 +34,7 @@ __all__ = [
     "CLASSES",
     "DataError",
     "ImageSet",
+    "concatenate",
     "resolve_cifake",
     "load_cifake",
     "load_folder",
@@ -379,6 +380,16 @@ def load_cifake(split: str = "test", source: str | Path | None = None, **options
     if split not in ("train", "test"):
         raise DataError(f"CIFAKE has splits 'train' and 'test', not {split!r}.")
     return load_folder(resolve_cifake(source), split, name=f"cifake/{split}", **options)
+
+
+def concatenate(image_sets: list[ImageSet], name: str) -> ImageSet:
+    """One set from several of the same image shape (e.g. held-out REAL plus some FAKE)."""
+    shapes = {s.images.shape[1:] for s in image_sets}
+    if len(shapes) != 1:
+        raise DataError(f"cannot concatenate sets of different image shapes {sorted(shapes)}; load them with size=N")
+    return ImageSet(*(np.concatenate([getattr(s, f) for s in image_sets]) for f in ("images", "labels", "ids", "digests")),
+                    name, " + ".join(dict.fromkeys(s.source for s in image_sets)),
+                    tuple(item for s in image_sets for item in s.skipped))
 
 
 def deduplicate(image_set: ImageSet, reference: ImageSet | None = None) -> ImageSet:

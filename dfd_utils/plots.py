@@ -8,7 +8,7 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-__all__ = ["confusion", "roc_pr", "score_histogram", "image_grid", "heatmaps", "lines", "training_curves", "table_heatmap",
+__all__ = ["confusion", "roc_pr", "score_histogram", "scatter_by_class", "image_grid", "heatmaps", "lines", "training_curves", "table_heatmap",
            "interval_bars", "CLASS_NAMES"]
 
 CLASS_NAMES = ("REAL", "FAKE")
@@ -68,6 +68,22 @@ def score_histogram(labels, scores, threshold: float | None = None, xlabel: str 
     return fig
 
 
+def scatter_by_class(labels, x, y, xlabel: str, ylabel: str, title: str = "", log: bool = False,
+                     max_points: int = 4000, seed: int = 0):
+    """Two per-image quantities, coloured by true class (a random subset if there are many)."""
+    labels, x, y = np.asarray(labels), np.asarray(x), np.asarray(y)
+    shown = np.random.default_rng(seed).permutation(len(labels))[:max_points]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, color in ((0, "tab:blue"), (1, "tab:red")):
+        keep = shown[labels[shown] == label]
+        ax.scatter(x[keep], y[keep], s=4, alpha=0.4, color=color, label=CLASS_NAMES[label])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xscale="log" if log else "linear", yscale="log" if log else "linear")
+    ax.legend(markerscale=3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def image_grid(images, titles=None, ncols: int = 8, title: str = "", scale: float = 1.3, cmap=None):
     """A grid of uint8 / [0, 1] images with optional per-image titles."""
     images = list(images)
@@ -116,9 +132,11 @@ def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool =
 
 
 def training_curves(history_table, title: str = ""):
-    """Loss and accuracy per epoch (train, and validation when present)."""
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for column, ax in (("loss", loss_ax), ("acc", acc_ax)):
+    """Loss and accuracy per epoch (train, and validation when present; no accuracy panel for
+    an autoencoder's history)."""
+    columns = [c for c in ("loss", "acc") if f"train_{c}" in history_table or f"val_{c}" in history_table]
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.6), squeeze=False)
+    for column, ax in zip(columns, axes.flat):
         for prefix in ("train", "val"):
             if f"{prefix}_{column}" in history_table:
                 ax.plot(history_table["epoch"], history_table[f"{prefix}_{column}"], marker="o", label=prefix)

@@ -15,7 +15,7 @@ from .data import ImageSet
 from .loaders import make_loader, to_tensor
 from .runtime import device as pick_device
 
-__all__ = ["History", "fit", "predict", "evaluate_loss", "sweep"]
+__all__ = ["History", "fit", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -69,20 +69,40 @@ def evaluate_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
     return float(-np.log(probs).mean()), float(((scores >= 0.5) == image_set.labels).mean())
 
 
+OBJECTIVES = ("classify", "reconstruct")
+
+
+@torch.no_grad()
+def reconstruction_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
+                        device: str | torch.device = "auto") -> float:
+    """Mean squared reconstruction error of an autoencoder on a set (pixels in [0, 1])."""
+    device = pick_device(str(device))
+    model.to(device).eval()
+    total = 0.0
+    for begin in range(0, len(image_set), batch_size):
+        batch = to_tensor(image_set.images[begin:begin + batch_size]).to(device)
+        total += float(((model(batch) - batch) ** 2).mean((1, 2, 3)).sum())
+    return total / max(len(image_set), 1)
+
+
 def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epochs: int = 5,
         batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 5e-4, optimizer: str = "adamw",
         schedule: str = "onecycle", augment: str = "none", label_smoothing: float = 0.0,
-        seed: int = 0, device: str | torch.device = "auto", progress: bool = True) -> History:
-    """Train `model` (2-logit output) with cross-entropy; returns the per-epoch history.
+        objective: str = "classify", seed: int = 0, device: str | torch.device = "auto",
+        progress: bool = True) -> History:
+    """Train `model` and return the per-epoch history. `objective="classify"`: a 2-logit
+    detector with cross-entropy; `"reconstruct"`: an autoencoder with MSE to its input.
 
     Tensors are channels-last (NHWC), which makes convolutions markedly faster on CPUs.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     device = pick_device(str(device))
     model.to(device, memory_format=torch.channels_last)
     loader = make_loader(train, batch_size, shuffle=True, augment=augment, seed=seed)
     opt = _optimizer(model, optimizer, lr, weight_decay)
     sched = _scheduler(opt, schedule, lr, epochs * len(loader))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history = History()
     for epoch in range(1, epochs + 1):
         model.train()
@@ -90,20 +110,27 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         for images, labels in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress):
             images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            logits = model(images)
-            loss = loss_fn(logits, labels)
+            output = model(images)
+            if objective == "classify":
+                loss = cross_entropy(output, labels)
+                correct += int((output.argmax(1) == labels).sum())
+            else:
+                loss = nn.functional.mse_loss(output, images)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             seen += len(labels)
             loss_sum += loss.item() * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-               "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start, "images": seen}
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "lr": sched.get_last_lr()[0],
+               "seconds": time.perf_counter() - start, "images": seen}
         row["images_per_s"] = seen / row["seconds"]
-        if val is not None:
+        if objective == "classify":
+            row["train_acc"] = correct / seen
+        if val is not None and objective == "classify":
             row["val_loss"], row["val_acc"] = evaluate_loss(model, val, device=device)
+        elif val is not None:
+            row["val_loss"] = reconstruction_loss(model, val, device=device)
         history.rows.append(row)
     model.eval()
     return history
