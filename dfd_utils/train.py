@@ -41,21 +41,31 @@ class History:
 
 
 def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Trainable parameters only, grouped by LR multiplier (`model.lr_scales`: name prefix →
+    scale, e.g. a pretrained backbone at 0.1) and by decay: biases and norms get none."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # biases and norms
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    scales = getattr(model, "lr_scales", {})
+    grouped: dict[tuple[float, bool], list] = {}
+    for param_name, param in model.named_parameters():
+        if param.requires_grad:
+            scale = next((s for prefix, s in scales.items() if param_name.startswith(prefix)), 1.0)
+            grouped.setdefault((scale, param.ndim > 1), []).append(param)
+    if not grouped:
+        raise ValueError("the model has no trainable parameters")
+    groups = [{"params": params, "lr": lr * scale, "weight_decay": weight_decay if decay else 0.0}
+              for (scale, decay), params in grouped.items()]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=lr)
 
 
-def _scheduler(optimizer, name: str, lr: float, steps: int):
+def _scheduler(optimizer, name: str, steps: int):
     if name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, not {name!r}")
     if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps, pct_start=0.15)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -101,7 +111,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     model.to(device, memory_format=torch.channels_last)
     loader = make_loader(train, batch_size, shuffle=True, augment=augment, seed=seed)
     opt = _optimizer(model, optimizer, lr, weight_decay)
-    sched = _scheduler(opt, schedule, lr, epochs * len(loader))
+    sched = _scheduler(opt, schedule, epochs * len(loader))
     cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history = History()
     for epoch in range(1, epochs + 1):

@@ -15,10 +15,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .autoencoders import TAEF2, ConvAutoencoder
+from .cifar_resnet import CifarResNet
 from .small_cnn import CifakeCNN, DetectorCNN
+from .zoo import ZooDetector, create_detector, pretrained_detector
 
 __all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN",
-           "ConvAutoencoder", "TAEF2"]
+           "ConvAutoencoder", "TAEF2", "CifarResNet", "ZooDetector", "pretrained_detector"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -63,3 +65,5 @@ def load_model(folder: Path, device: str | torch.device = "cpu") -> nn.Module:
 register("cifake_cnn", CifakeCNN)
 register("detector_cnn", DetectorCNN)
 register("conv_autoencoder", ConvAutoencoder)
+register("cifar_resnet", CifarResNet)
+register("zoo_detector", create_detector)

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+import dfd_utils as du
+from dfd_utils import models, weights
+from dfd_utils.train import _optimizer, fit
+
+needs_cifar_resnet = pytest.mark.skipif(weights.find("cifar10_resnet/resnet20-12fca82f.th") is None,
+                                        reason="../shared/weights (or DFD_WEIGHTS) not present")
+
+
+@pytest.mark.parametrize("depth", [20, 56])
+def test_cifar_resnet_layout(depth):
+    net = models.create_model("cifar_resnet", depth=depth)
+    stages = net.forward_stages(torch.rand(2, 3, 32, 32))
+    assert len(stages) == 1 + (depth - 2) // 2 and stages["layer3.0"].shape == (2, 64, 8, 8)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="depth must be one of"):
+        models.create_model("cifar_resnet", depth=21)
+
+
+@needs_cifar_resnet
+def test_cifar_resnet_weights_load_key_for_key_and_are_the_file():
+    model, source = models.pretrained_detector("cifar_resnet20")
+    assert source.startswith("local:") and "CIFAR-10" in source
+    stored = weights.load_state(weights.find("cifar10_resnet/resnet20-12fca82f.th"))
+    assert torch.equal(model.backbone.layer3[2].conv2.weight, stored["layer3.2.conv2.weight"])
+    assert model.head.out_features == 2
+
+
+def test_offline_timm_backbone_is_recorded_as_none_and_cannot_be_probed():
+    model, source = models.pretrained_detector("resnet18")
+    assert source.startswith("none (offline") and model.lr_scales == {"backbone.": 1.0}
+    with pytest.raises(ValueError, match="linear probe needs pretrained"):
+        models.pretrained_detector("resnet18", strategy="linear")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        models.pretrained_detector("resnet_banana")
+
+
+def test_upsampling_happens_inside_the_model():
+    model = models.create_model("zoo_detector", backbone="cifar_resnet20", input_size=64)
+    seen = []
+    model.backbone.conv1.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    model(torch.rand(1, 3, 32, 32))
+    assert seen[0][-1] == 64
+
+
+def test_backbone_learning_rate_is_scaled():
+    model = models.create_model("zoo_detector", backbone="cifar_resnet20", backbone_lr_scale=0.1)
+    lrs = sorted({group["lr"] for group in _optimizer(model, "adamw", 1e-3, 0.0).param_groups})
+    assert np.allclose(lrs, [1e-4, 1e-3])
+
+
+def test_linear_probe_moves_only_the_head(cifake_folder):
+    train = du.load_folder(cifake_folder, "train")
+    model = models.create_model("zoo_detector", backbone="cifar_resnet20", strategy="linear")
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    head = model.head.weight.clone()
+    fit(model, train, epochs=1, batch_size=16, progress=False)
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics
+    assert not torch.equal(head, model.head.weight)
+
+
+def test_zoo_detector_save_load_round_trip(tmp_path):
+    model = models.create_model("zoo_detector", backbone="mobilenetv3_small_100", input_size=32).eval()
+    models.save_model(model, tmp_path, "zoo_detector", {"backbone": "mobilenetv3_small_100", "input_size": 32})
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(models.load_model(tmp_path)(x), model(x))
