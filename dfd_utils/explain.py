@@ -20,7 +20,7 @@ from .data import CLASSES
 from .loaders import to_tensor
 
 __all__ = ["outcome_groups", "grad_cam", "border_mask", "foreground_mask", "mass_ratio", "cam_mass_table",
-           "deletion_insertion", "overlay", "mean_interval"]
+           "deletion_insertion", "overlay", "mean_interval", "stage_cam_tiles"]
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, images: np.ndarray, targets: np.ndarray,
@@ -34,6 +34,21 @@ def grad_cam(model: nn.Module, layer: nn.Module, images: np.ndarray, targets: np
             wanted = [ClassifierOutputTarget(int(t)) for t in targets[start:start + batch_size]]
             maps.append(cam(input_tensor=batch, targets=wanted))
     return np.concatenate(maps).astype(np.float32)
+
+
+def stage_cam_tiles(model: nn.Module, layers: dict[str, nn.Module], images: np.ndarray,
+                    targets: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """For `plots.image_grid` with ncols = len(layers) + 1: each image, then its Grad-CAM overlay
+    at every layer (for the class in `targets`)."""
+    maps = {name: grad_cam(model, layer, images, targets) for name, layer in layers.items()}
+    tiles, titles = [], []
+    for i, image in enumerate(images):
+        tiles.append(image)
+        titles.append(("REAL", "FAKE")[int(targets[i])] + " (target)")
+        for name in layers:
+            tiles.append(overlay(image, maps[name][i]))
+            titles.append(name)
+    return tiles, titles
 
 
 def outcome_groups(labels: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:

@@ -119,11 +119,11 @@ def heatmaps(panels: dict, title: str = "", cmap: str = "magma", colorbar: bool 
 def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool = False, x=None,
           marker: str | None = None):
     """One line per named 1-D series (e.g. radial spectrum profiles, curves over depth), over
-    positions `x` (0, 1, … if None)."""
+    positions `x`; if None, a pandas Series is drawn over its own index, an array over 0, 1, …"""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, values in series.items():
-        values = np.asarray(values)
-        ax.plot(np.arange(len(values)) if x is None else np.asarray(x), values, label=name, marker=marker)
+        positions = np.asarray(x) if x is not None else np.asarray(getattr(values, "index", np.arange(len(values))))
+        ax.plot(positions, np.asarray(values), label=name, marker=marker)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
     ax.legend(fontsize=8)
     fig.tight_layout()

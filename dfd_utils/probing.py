@@ -1,24 +1,34 @@
-"""Linear probes: how linearly separable REAL and FAKE are in a model's features.
+"""Which layers decide "fake": linear probes per layer and residual-branch ablation.
 
 `features` runs any feature function over an `ImageSet` in batches; `linear_probe` fits a
 standardised logistic regression on one set and scores another, so a probe's accuracy is
-always measured on images it was not fitted on.
+always measured on images it was not fitted on. For residual networks (timm and CIFAR
+ResNets) features are read after the stem and after every block through forward hooks, and
+`skip_branch` removes one block's residual branch to measure what the detector loses.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+import time
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .data import ImageSet
 from .loaders import to_tensor
+from .metrics import evaluate
 from .runtime import device as pick_device
 
-__all__ = ["features", "linear_probe"]
+__all__ = ["features", "linear_probe", "residual_blocks", "probe_points", "stage_outputs", "capture",
+           "layer_features", "probe_curve", "skip_branch", "ablation_table", "probe_scenarios", "deciding_layers"]
 
 
 @torch.inference_mode()
@@ -48,3 +58,158 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
     probe.fit(train_x, train_y)
     return probe.predict_proba(test_x)[:, 1], probe
+
+
+# --------------------------------------------------------------------------- residual networks
+BLOCK_NAME = re.compile(r"(.*\.)?layer\d+\.\d+")
+
+
+def residual_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """Residual blocks in forward order (`…layerK.i`, as in timm and CIFAR ResNets)."""
+    return {name: module for name, module in model.named_modules() if BLOCK_NAME.fullmatch(name)}
+
+
+def probe_points(model: nn.Module) -> dict[str, nn.Module]:
+    """Where features are read: the stem's output and every residual block's output; for a
+    plain CNN with `cam_layers` (V4), its stages."""
+    blocks = residual_blocks(model)
+    if not blocks:
+        if hasattr(model, "cam_layers"):
+            return dict(model.cam_layers)
+        raise ValueError(f"{type(model).__name__} has neither residual blocks (layerK.i) nor cam_layers")
+    names = dict(model.named_modules())
+    stem = next(name for name in names if name.endswith("maxpool") or name.endswith("bn1"))
+    return {"stem": names[stem]} | {name.split("backbone.")[-1]: module for name, module in blocks.items()}
+
+
+def stage_outputs(model: nn.Module) -> dict[str, nn.Module]:
+    """The last module of each stage (`layerK` for ResNets, `cam_layers` for V4): Grad-CAM targets."""
+    blocks = residual_blocks(model)
+    if not blocks:
+        return dict(model.cam_layers)
+    last: dict[str, nn.Module] = {}
+    for name, module in blocks.items():
+        last[name.rsplit(".", 1)[0].split("backbone.")[-1]] = module
+    return last
+
+
+@contextmanager
+def capture(points: dict[str, nn.Module]):
+    """Globally average-pooled outputs of `points`, refreshed by every forward pass."""
+    store: dict[str, torch.Tensor] = {}
+    handles = [module.register_forward_hook(lambda _m, _i, out, name=name: store.__setitem__(name, out.mean((2, 3))))
+               for name, module in points.items()]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def layer_features(model: nn.Module, image_set: ImageSet, points: dict[str, nn.Module] | None = None,
+                   batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Pooled features at every probe point, one (N, C) array per point, in forward order."""
+    model.eval()
+    with capture(points or probe_points(model)) as store:
+        return features(lambda batch: (model(batch), dict(store))[1], image_set, batch_size)
+
+
+def probe_curve(train: dict[str, np.ndarray], train_labels, test: dict[str, np.ndarray], test_labels,
+                n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """A linear probe per layer: test accuracy and AUROC with 95% intervals, in forward order."""
+    rows = []
+    for depth, layer in enumerate(train):
+        scores, _ = linear_probe(train[layer], train_labels, test[layer])
+        rows.append({"depth": depth, "layer": layer, "dims": train[layer].shape[1],
+                     **evaluate(test_labels, scores, 0.5, n_boot=n_boot, seed=seed)})
+    return pd.DataFrame(rows)
+
+
+@contextmanager
+def skip_branch(block: nn.Module):
+    """Within the context, `block` outputs act(shortcut(x)): its residual branch is removed."""
+    shortcut = getattr(block, "shortcut", None) or getattr(block, "downsample", None) or nn.Identity()
+    act = getattr(block, "act3", None) or getattr(block, "act2", None) or torch.relu
+    handle = block.register_forward_hook(lambda _m, inputs, _out: act(shortcut(inputs[0])))
+    try:
+        yield block
+    finally:
+        handle.remove()
+
+
+def ablation_table(model: nn.Module, image_set: ImageSet) -> pd.DataFrame:
+    """Accuracy and AUROC with each residual branch removed in turn, and the drop from intact."""
+    from .train import predict
+
+    def score() -> dict:
+        scores, _ = predict(model, image_set, progress=False)
+        return evaluate(image_set.labels, scores, 0.5, n_boot=0)
+
+    intact = score()
+    rows = []
+    for depth, (name, block) in enumerate(residual_blocks(model).items(), start=1):
+        with skip_branch(block):
+            ablated = score()
+        rows.append({"depth": depth, "block": name.split("backbone.")[-1], "acc": ablated["acc"],
+                     "auroc": ablated["auroc"], "acc_drop": intact["acc"] - ablated["acc"],
+                     "auroc_drop": intact["auroc"] - ablated["auroc"]})
+    return pd.DataFrame(rows).assign(intact_acc=intact["acc"], intact_auroc=intact["auroc"])
+
+
+def probe_scenarios(models: dict[str, nn.Module], train: ImageSet, test: ImageSet, scenarios: list[str],
+                    n_boot: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe curves for every model under every perturbation scenario (train and test images
+    perturbed alike, so each curve says where separability lives once the artefacts are damaged).
+    Also returns the feature-extraction cost per image for each model."""
+    from .robustness import perturb
+
+    curves, costs = [], []
+    for scenario in scenarios:
+        perturbed = [dataclasses.replace(s, images=perturb(s.images, scenario, seed), name=f"{s.name} · {scenario}")
+                     for s in (train, test)]
+        for name, model in models.items():
+            start = time.perf_counter()
+            train_x, test_x = (layer_features(model, s) for s in perturbed)
+            costs.append({"model": name, "scenario": scenario,
+                          "ms_per_image": 1000 * (time.perf_counter() - start) / (len(train) + len(test))})
+            curve = probe_curve(train_x, train.labels, test_x, test.labels, n_boot, seed)
+            curves.append(curve.assign(model=name, scenario=scenario, relative_depth=curve["depth"] / curve["depth"].max()))
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(costs)
+
+
+def _stage(layer: str) -> str:
+    return layer.split(".")[0]
+
+
+def deciding_layers(curves: pd.DataFrame, ablation: pd.DataFrame | None = None, ablated_model: str | None = None,
+                    tolerance: float = 0.01) -> str:
+    """The answer in words, from the numbers: per model, the best probe layer and the earliest
+    layer within `tolerance` AUROC of it (clean images), how that earliest layer moves under
+    each perturbation, the block whose removal hurts most, and whether the measures agree."""
+    lines = []
+    earliest_clean = {}
+    for model, part in curves.groupby("model", sort=False):
+        for scenario, curve in part.groupby("scenario", sort=False):
+            best = curve.loc[curve["auroc"].idxmax()]
+            earliest = curve[curve["auroc"] >= best.auroc - tolerance].iloc[0]
+            if scenario == "clean":
+                earliest_clean[model] = earliest.layer
+                lines.append(f"{model}: best probe layer {best.layer} (AUROC {best.auroc:.3f}); separability is within "
+                             f"{tolerance} of that from {earliest.layer} on (AUROC {earliest.auroc:.3f}).")
+            else:
+                lines.append(f"  under {scenario}: best {best.layer} (AUROC {best.auroc:.3f}), within {tolerance} from "
+                             f"{earliest.layer}" + (" — moved" if earliest.layer != earliest_clean.get(model) else " — same"))
+    if ablation is not None and len(ablation):
+        worst = ablation.loc[ablation["auroc_drop"].idxmax()]
+        lines.append(f"Ablation of the trained detector: removing {worst.block} costs the most "
+                     f"(AUROC -{worst.auroc_drop:.3f}, accuracy -{worst.acc_drop:.1%}); "
+                     f"{int((ablation['auroc_drop'] > tolerance).sum())} of {len(ablation)} blocks cost more than {tolerance} AUROC.")
+        if worst.auroc_drop <= tolerance:
+            lines.append("No single residual branch matters by itself: the decision is spread over redundant blocks, "
+                         "so ablation names no deciding stage to compare with the probes.")
+        elif ablated_model in earliest_clean:
+            probe_stage = _stage(earliest_clean[ablated_model])
+            agree = _stage(worst.block) == probe_stage
+            lines.append(f"Probe and ablation {'agree' if agree else 'disagree'} on the deciding stage of {ablated_model}: "
+                         f"{probe_stage} (probe) vs {_stage(worst.block)} (ablation).")
+    return "\n".join(lines)

@@ -35,11 +35,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = _PadShortcut(planes) if stride != 1 or c_in != planes else nn.Identity()
-        self.skip_branch = False  # ablation switch: True keeps only the shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.skip_branch:
-            return F.relu(self.shortcut(x))
         return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
 
 
