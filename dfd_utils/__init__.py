@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("paths", "runtime", "data", "loaders", "audit", "metrics", "plots", "runs",
                "profiles", "runner", "bench", "cli", "models", "train", "evaluation", "explain",
-               "weights", "aeroblade", "probing", "reconstruction", "finetune", "robustness")
+               "weights", "aeroblade", "probing", "reconstruction", "finetune", "robustness", "dire")
 _SHORTCUTS = {  # du.<name> → the module that defines it
     "device": "runtime", "seed_everything": "runtime",
     "load_cifake": "data", "load_folder": "data", "deduplicate": "data", "ImageSet": "data",

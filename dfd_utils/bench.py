@@ -6,7 +6,7 @@ import resource
 import tempfile
 import time
 
-__all__ = ["bench_data"]
+__all__ = ["bench_data", "bench_dire"]
 
 
 def _peak_rss_bytes() -> int:
@@ -47,4 +47,21 @@ def bench_data(source: str | None = None, workers: int | None = None) -> dict:
           f"  first load (decode, parallel): {first:6.1f} s   target ≤ 30 s\n"
           f"  cached load:                   {cached:6.1f} s   target ≤ 3 s\n"
           f"  peak memory beyond the arrays: {result['peak_memory_beyond_arrays_mb']:6.0f} MB  target ≤ 1024 MB")
+    return result
+
+
+def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64) -> dict:
+    """Seconds per image for DDIM inversion + reconstruction (`steps` + `steps` UNet passes)
+    with the diffusion model `dire.load_diffusion` finds, on CIFAKE test images."""
+    from . import data, dire
+    from .runtime import device
+
+    diffusion = dire.load_diffusion()
+    sample = data.load_cifake("test", progress=False).per_class(images // 2).images
+    dire.dire(diffusion, sample[:2], steps=2)  # warm-up: kernel selection, allocations
+    _, _, seconds = dire.dire(diffusion, sample, steps=steps, batch_size=batch_size)
+    result = {"model": diffusion.source, "params": sum(p.numel() for p in diffusion.unet.parameters()),
+              "steps": steps, "images": len(sample), "seconds_per_image": seconds, "device": str(device())}
+    print(f"DIRE with {result['model']} ({result['params'] / 1e6:.2f}M parameters) on {result['device']}:\n"
+          f"  {steps}+{steps} DDIM steps: {seconds:.3f} s per image over {len(sample)} images   target ≤ 0.3 s (CPU)")
     return result

@@ -19,8 +19,14 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
     bench = commands.add_parser("bench", help="print speed/memory figures")
-    bench.add_argument("what", choices=("data",))
+    bench.add_argument("what", choices=("data", "dire"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
+    ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
+    ddpm.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    ddpm.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")
+    ddpm.add_argument("--batch-size", type=int, default=128)
+    ddpm.add_argument("--lr", type=float, default=2e-4)
+    ddpm.add_argument("--out", default=None, help="checkpoint folder (default: dfd_utils/checkpoints/ddpm_cifake_real)")
     return parser
 
 
@@ -47,8 +53,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "bench":
-        from .bench import bench_data
+        from .bench import bench_data, bench_dire
 
-        bench_data(args.source)
+        bench_data(args.source) if args.what == "data" else bench_dire()
+        return 0
+    if args.command == "train-ddpm":
+        from . import data, dire
+
+        train = data.load_cifake("train")
+        unet, record = dire.train_ddpm(train.images[train.labels == 0], minutes=args.minutes,
+                                       channels=tuple(args.channels), batch_size=args.batch_size, lr=args.lr)
+        folder = dire.save_diffusion(unet, record, args.out or dire.CHECKPOINT)
+        print(f"trained {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} min → {folder}")
         return 0
     return 2

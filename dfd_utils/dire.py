@@ -1,0 +1,218 @@
+"""DIRE (Wang et al., ICCV 2023): diffusion reconstruction error, end to end on raw images.
+
+An image is inverted to noise with deterministic DDIM, reconstructed from that noise with the
+same model, and the DIRE map is |x - reconstruction|: a diffusion model reconstructs images
+from its own generative distribution better than real photos. Maps stay float arrays here and
+are never re-encoded lossily, so they carry no file-format trace.
+
+The diffusion model: online, `google/ddpm-cifar10-32` (trained on CIFAR-10, the source of
+CIFAKE's REAL class). Offline no pretrained diffusion model exists, so `train_ddpm` trains a
+small one on REAL training images within a stated time budget; the checkpoint is kept in
+`dfd_utils/checkpoints/` (safetensors, beside `training.json`) so runs do not retrain it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .loaders import to_tensor
+from .paths import offline
+from .runtime import device as pick_device
+from .runtime import seeded_generator
+from .weights import WeightsError
+
+__all__ = ["HUB_MODEL", "CHECKPOINT", "Diffusion", "linear_alphas_cumprod", "small_unet", "train_ddpm", "save_diffusion", "load_diffusion",
+           "ddim_timesteps", "ddim_invert", "ddim_reconstruct", "dire", "map_set", "step_study", "cnn_detectors"]
+
+HUB_MODEL = "google/ddpm-cifar10-32"
+CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ddpm_cifake_real"
+TRAIN_TIMESTEPS = 1000  # the DDPM noise schedule: linear betas 1e-4 … 0.02, as in Ho et al. 2020
+
+
+@dataclass
+class Diffusion:
+    """A noise-predicting UNet, its schedule's cumulative alphas, and where it came from."""
+
+    unet: nn.Module
+    alphas_cumprod: torch.Tensor
+    source: str
+    record: dict
+
+
+def linear_alphas_cumprod(timesteps: int = TRAIN_TIMESTEPS) -> torch.Tensor:
+    return torch.cumprod(1 - torch.linspace(1e-4, 0.02, timesteps, dtype=torch.float64), 0).float()
+
+
+def small_unet(channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1) -> nn.Module:
+    """A diffusers `UNet2DModel` for 32x32 RGB without attention (about 1.1M parameters by default)."""
+    from diffusers import UNet2DModel
+
+    blocks = len(channels)
+    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=tuple(channels),
+                       layers_per_block=layers_per_block, down_block_types=("DownBlock2D",) * blocks,
+                       up_block_types=("UpBlock2D",) * blocks, norm_num_groups=min(32, min(channels) // 2))
+
+
+def _eps(unet: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
+    timestep = torch.full((len(x),), t, device=x.device, dtype=torch.long)
+    return unet(x, timestep).sample
+
+
+def train_ddpm(images: np.ndarray, *, minutes: float = 20.0, max_steps: int = 100_000, batch_size: int = 128,
+               lr: float = 2e-4, channels: tuple[int, ...] = (32, 64, 64), seed: int = 0,
+               device: str | torch.device = "auto") -> tuple[nn.Module, dict]:
+    """Train a small DDPM (epsilon prediction, horizontal flips) on uint8 images until `minutes`
+    or `max_steps` runs out; returns the UNet (eval mode) and a record of what was done."""
+    device = pick_device(str(device))
+    torch.manual_seed(seed)
+    unet = small_unet(channels).to(device, memory_format=torch.channels_last).train()
+    alphas = linear_alphas_cumprod().to(device)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    generator = np.random.default_rng(seed)
+    start, step, smoothed = time.perf_counter(), 0, None
+    while step < max_steps and time.perf_counter() - start < 60 * minutes:
+        batch = to_tensor(images[generator.integers(0, len(images), batch_size)]).to(device) * 2 - 1
+        batch = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5, batch.flip(3), batch)
+        t = torch.randint(0, TRAIN_TIMESTEPS, (len(batch),), device=device)
+        noise = torch.randn_like(batch)
+        a = alphas[t].view(-1, 1, 1, 1)
+        loss = nn.functional.mse_loss(unet(a.sqrt() * batch + (1 - a).sqrt() * noise, t).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
+    seconds = time.perf_counter() - start
+    record = {"steps": step, "batch_size": batch_size, "images_seen": step * batch_size, "train_seconds": seconds,
+              "seconds_per_step": seconds / max(step, 1), "final_loss_ema": smoothed, "lr": lr,
+              "channels": list(channels), "params": sum(p.numel() for p in unet.parameters()),
+              "training_images": len(images), "device": str(device), "seed": seed,
+              "schedule": f"linear betas 1e-4..0.02, {TRAIN_TIMESTEPS} steps"}
+    return unet.eval(), record
+
+
+def save_diffusion(unet: nn.Module, record: dict, folder: Path = CHECKPOINT) -> Path:
+    """The UNet as safetensors (diffusers layout) and `training.json` beside it."""
+    folder = Path(folder)
+    unet.save_pretrained(folder, safe_serialization=True)
+    (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    return folder
+
+
+def load_diffusion(folder: Path = CHECKPOINT, device: str | torch.device = "auto") -> Diffusion:
+    """The project's checkpoint when present; online, `google/ddpm-cifar10-32`; otherwise an
+    error that says how to train one (notebook 05 with `RETRAIN=True`)."""
+    from diffusers import UNet2DModel
+
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
+        record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else {}
+        source = f"project: {folder} (trained on CIFAKE REAL train images)"
+    elif not offline():
+        unet, record, source = UNet2DModel.from_pretrained(HUB_MODEL), {}, f"hub: {HUB_MODEL}"
+    else:
+        raise WeightsError(f"no diffusion checkpoint in {folder} and offline, so {HUB_MODEL} cannot be fetched; "
+                           "run notebook 05 with RETRAIN=True (or dire.train_ddpm + dire.save_diffusion) once")
+    unet = unet.to(pick_device(str(device)), memory_format=torch.channels_last).eval().requires_grad_(False)
+    return Diffusion(unet, linear_alphas_cumprod(), source, record)
+
+
+def ddim_timesteps(steps: int, total: int = TRAIN_TIMESTEPS) -> list[int]:
+    """steps + 1 evenly spaced timesteps from 0 to total - 1 (each direction evaluates the UNet `steps` times)."""
+    if steps < 1:
+        raise ValueError(f"DDIM needs at least one step, not {steps}")
+    return np.round(np.linspace(0, total - 1, steps + 1)).astype(int).tolist()
+
+
+def _ddim_move(x: torch.Tensor, eps: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from noise level a_from to a_to along the predicted x0."""
+    x0 = (x - (1 - a_from).sqrt() * eps) / a_from.sqrt()
+    return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
+
+
+@torch.inference_mode()
+def ddim_invert(diffusion: Diffusion, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Images in [-1, 1] → the noise DDIM maps them to (running the sampler backwards)."""
+    ts, a = ddim_timesteps(steps), diffusion.alphas_cumprod.to(x.device)
+    for t_from, t_to in zip(ts[:-1], ts[1:]):
+        x = _ddim_move(x, _eps(diffusion.unet, x, t_from), a[t_from], a[t_to])
+    return x
+
+
+@torch.inference_mode()
+def ddim_reconstruct(diffusion: Diffusion, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """Noise → images in [-1, 1], with the same timesteps as `ddim_invert`."""
+    ts, a = ddim_timesteps(steps), diffusion.alphas_cumprod.to(noise.device)
+    x = noise
+    for t_from, t_to in zip(ts[:0:-1], ts[-2::-1]):
+        x = _ddim_move(x, _eps(diffusion.unet, x, t_from), a[t_from], a[t_to])
+    return x
+
+
+def dire(diffusion: Diffusion, images: np.ndarray, steps: int = 20, batch_size: int = 256,
+         device: str | torch.device = "auto") -> tuple[np.ndarray, np.ndarray, float]:
+    """Reconstructions and DIRE maps |x - reconstruction| as float32 (N, H, W, 3) in [0, 1],
+    and the seconds per image spent (inversion + reconstruction)."""
+    device = pick_device(str(device))
+    reconstructions = []
+    start = time.perf_counter()
+    for begin in range(0, len(images), batch_size):
+        x = (to_tensor(images[begin:begin + batch_size]).to(device) * 2 - 1).contiguous(memory_format=torch.channels_last)
+        y = ddim_reconstruct(diffusion, ddim_invert(diffusion, x, steps), steps)
+        reconstructions.append(((y.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).float().cpu().numpy())
+    seconds = (time.perf_counter() - start) / max(len(images), 1)
+    reconstructions = np.concatenate(reconstructions) if reconstructions else np.zeros((0, *images.shape[1:]), np.float32)
+    return reconstructions, np.abs(images.astype(np.float32) / 255 - reconstructions), seconds
+
+
+def map_set(image_set, maps: np.ndarray, name: str):
+    """DIRE maps as an `ImageSet` for the CNN detector: |x - reconstruction| x 255, rounded to
+    uint8 — the official DIRE stores its maps the same way, as lossless PNG."""
+    import dataclasses
+
+    return dataclasses.replace(image_set, images=np.clip(np.round(maps * 255), 0, 255).astype(np.uint8), name=name)
+
+
+def step_study(diffusion: Diffusion, images: np.ndarray, labels: np.ndarray, steps: list[int],
+               batch_size: int = 256) -> "pd.DataFrame":
+    """Separation of the training-free score (mean DIRE) and seconds per image for each number of steps."""
+    import pandas as pd
+
+    from .metrics import evaluate
+
+    rows = []
+    for count in steps:
+        _, maps, seconds = dire(diffusion, images, count, batch_size)
+        result = evaluate(labels, maps.mean((1, 2, 3)), n_boot=0)
+        rows.append({"steps": count, "seconds_per_image": seconds, "auroc_mean_dire": result["auroc"],
+                     "ap_mean_dire": result["ap"]})
+    return pd.DataFrame(rows)
+
+
+def cnn_detectors(run, train, test, train_maps: np.ndarray, test_maps: np.ndarray, diffusion_source: str, *,
+                  width: int = 16, n_boot: int = 1000, **fit_options) -> dict:
+    """The paper's detector (a `detector_cnn` on DIRE maps) and its control (the same CNN, same
+    budget, on the raw images), each trained, evaluated and recorded. Returns name → (metrics row, test scores)."""
+    from .evaluation import evaluate_detector
+    from .models import create_model
+    from .train import fit
+
+    variants = {"DIRE maps": (map_set(train, train_maps, "train DIRE maps"), map_set(test, test_maps, "test DIRE maps")),
+                "raw images (control)": (train, test)}
+    results = {}
+    for name, (fit_set, test_set) in variants.items():
+        model = create_model("detector_cnn", width=width)
+        history = fit(model, fit_set, progress=False, **fit_options)
+        on_maps = name == "DIRE maps"
+        metrics, scores = evaluate_detector(run, model, {"test": test_set}, "DIRE" if on_maps else "DIRE control",
+                                            f"CNN on {name}", history, n_boot=n_boot,
+                                            pretrained=diffusion_source if on_maps else "none")
+        results[name] = (metrics.iloc[0], scores["test"])
+    return results

@@ -1,0 +1,87 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dfd_utils import dire, weights
+
+
+class GaussianOracle(nn.Module):
+    """The exact noise predictor for data ~ N(0, s²I): a smooth, known model, so DDIM inversion
+    followed by reconstruction must return the input up to discretisation error."""
+
+    def __init__(self, s: float = 0.5):
+        super().__init__()
+        self.s2 = s ** 2
+        self.register_buffer("alphas", dire.linear_alphas_cumprod())
+
+    def forward(self, x, t):
+        a = self.alphas[t].view(-1, 1, 1, 1)
+        return SimpleNamespace(sample=(1 - a).sqrt() * x / (a * self.s2 + 1 - a))
+
+
+def oracle() -> dire.Diffusion:
+    return dire.Diffusion(GaussianOracle(), dire.linear_alphas_cumprod(), "oracle", {})
+
+
+def test_inversion_then_reconstruction_returns_the_input_more_closely_with_more_steps():
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
+    errors = [(dire.ddim_reconstruct(oracle(), dire.ddim_invert(oracle(), x, s), s) - x).abs().mean().item()
+              for s in (2, 10, 50)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.25 * errors[0]  # O(1/steps) discretisation error
+
+
+def test_inverted_images_look_like_noise():
+    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.5
+    noise = dire.ddim_invert(oracle(), x, 50)
+    assert 0.8 < noise.std().item() < 1.2
+
+
+def test_maps_are_float_batch_independent_and_exactly_the_difference():
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    rec_a, map_a, seconds = dire.dire(oracle(), images, steps=5, batch_size=5, device="cpu")
+    _, map_b, _ = dire.dire(oracle(), images, steps=5, batch_size=2, device="cpu")
+    assert map_a.dtype == np.float32 and map_a.shape == images.shape and seconds > 0
+    np.testing.assert_allclose(map_a, map_b, atol=1e-5)
+    np.testing.assert_array_equal(map_a, np.abs(images.astype(np.float32) / 255 - rec_a))  # zero where they agree
+
+
+def test_identical_inputs_give_identical_maps():
+    torch.manual_seed(0)
+    model = dire.Diffusion(dire.small_unet((16, 32)).eval(), dire.linear_alphas_cumprod(), "random", {})
+    image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    _, maps, _ = dire.dire(model, image.repeat(3, 0), steps=3, device="cpu")
+    # equal up to float32 round-off: CPU kernels may treat batch rows differently, and the last
+    # DDIM step divides by sqrt(alpha_bar) ~ 0.006, which magnifies it
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-3)
+    np.testing.assert_array_equal(maps, dire.dire(model, image.repeat(3, 0), steps=3, device="cpu")[1])  # run to run
+
+
+def test_timesteps_and_bad_steps():
+    assert dire.ddim_timesteps(4) == [0, 250, 500, 749, 999]
+    with pytest.raises(ValueError, match="at least one step"):
+        dire.ddim_timesteps(0)
+
+
+def test_ddpm_training_runs_and_records_its_budget():
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    unet, record = dire.train_ddpm(images, minutes=5, max_steps=2, batch_size=4, channels=(16, 32), device="cpu")
+    assert record["steps"] == 2 and record["images_seen"] == 8 and record["final_loss_ema"] > 0
+    assert not unet.training
+
+
+def test_missing_checkpoint_offline_says_how_to_get_one(tmp_path):
+    with pytest.raises(weights.WeightsError, match="RETRAIN=True"):
+        dire.load_diffusion(tmp_path / "none")
+
+
+def test_checkpoint_round_trip(tmp_path):
+    unet = dire.small_unet((16, 32)).eval()
+    dire.save_diffusion(unet, {"steps": 0}, tmp_path / "ckpt")
+    loaded = dire.load_diffusion(tmp_path / "ckpt", device="cpu")
+    x, t = torch.rand(1, 3, 32, 32), torch.tensor([10])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.unet(x, t).sample, unet(x, t).sample)
+    assert loaded.record == {"steps": 0} and loaded.source.startswith("project:")
