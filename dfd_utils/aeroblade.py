@@ -126,20 +126,30 @@ def _load_squeeze(metric: nn.Module) -> str:
 
 
 def load_lpips(net: str = "auto", device: str | torch.device = "auto") -> tuple[nn.Module, str]:
-    """LPIPS with the `net` backbone and where it came from. `auto`: VGG (the paper's) online,
-    SqueezeNet from the local copy offline. Offline, nothing is downloaded and a backbone that
-    is not local is an error — never a silently random one."""
+    """LPIPS with the `net` backbone and where it came from. `auto`: VGG (the paper's) online —
+    or, if its download fails, SqueezeNet with a printed note — and the local SqueezeNet
+    offline. Offline nothing is downloaded, and a backbone that is not local is an error, never
+    a silently random one. The returned source string is what a run records."""
     import lpips
 
-    net = ("squeeze" if offline() else "vgg") if net == "auto" else net
+    if net == "auto":
+        try:
+            return load_lpips("squeeze" if offline() else "vgg", device)
+        except WeightsError as error:
+            print(f"NOTE LPIPS-VGG unavailable ({error}); using the local LPIPS-SqueezeNet instead")
+            return load_lpips("squeeze", device)
     local_squeeze = net == "squeeze" and find("lpips_squeeze/squeezenet1_1_features.pth") is not None
     if offline() and not local_squeeze:
         raise WeightsError(f"LPIPS-{net} needs its ImageNet backbone from torchvision's hub and this run is "
                            "offline; use net='squeeze' with ../shared/weights/lpips_squeeze "
                            "(or DFD_WEIGHTS), or go online")
-    with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=` argument
-        warnings.simplefilter("ignore", UserWarning)
-        metric = lpips.LPIPS(net=net, pnet_rand=local_squeeze, verbose=False)
+    try:
+        with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=` argument
+            warnings.simplefilter("ignore", UserWarning)
+            metric = lpips.LPIPS(net=net, pnet_rand=local_squeeze, verbose=False)
+    except OSError as error:  # URLError and friends: the download failed
+        raise WeightsError(f"LPIPS-{net}: downloading its backbone failed ({error}); "
+                           "set DFD_OFFLINE=1 to use local copies only") from error
     source = _load_squeeze(metric) if local_squeeze else f"torchvision hub ({net})"
     return metric.to(pick_device(str(device))).eval().requires_grad_(False), f"lpips-{net} ({source})"
 
