@@ -28,7 +28,7 @@ from .paths import offline, results_dir
 from .runtime import device as pick_device
 from .weights import WeightsError, find, load_state, require
 
-__all__ = ["Autoencoder", "HUB_AUTOENCODERS", "available_autoencoders", "load_autoencoder", "load_lpips",
+__all__ = ["Autoencoder", "HUB_AUTOENCODERS", "available_autoencoders", "load_autoencoder", "load_autoencoders", "load_lpips",
            "lpips_maps", "resize", "measure", "Measured", "score", "separation_table", "log_scores",
            "resolution_study", "example_tiles"]
 
@@ -115,6 +115,22 @@ def load_autoencoder(name: str, profile: str = "default", device: str | torch.de
         raise ValueError(f"unknown autoencoder {name!r}; known: taef2, v1, {', '.join(HUB_AUTOENCODERS)}")
     autoencoder.module.to(pick_device(str(device))).eval().requires_grad_(False)
     return autoencoder
+
+
+def load_autoencoders(spec: str, profile: str = "default", device: str | torch.device = "auto") -> list[Autoencoder]:
+    """`spec` is "auto" or comma-separated names. Explicit names must all load; with "auto",
+    one that cannot be fetched (e.g. a hub model without network) is skipped with a printed note."""
+    if spec != "auto":
+        return [load_autoencoder(name.strip(), profile, device) for name in spec.split(",")]
+    loaded = []
+    for name in available_autoencoders(profile):
+        try:
+            loaded.append(load_autoencoder(name, profile, device))
+        except (OSError, WeightsError) as error:
+            print(f"NOTE autoencoder {name} skipped: {type(error).__name__}: {error}")
+    if not loaded:
+        raise WeightsError("no autoencoder is available: put TAEF2 in ../shared/weights/taef2, run notebook 01, or go online")
+    return loaded
 
 
 # --------------------------------------------------------------------------- LPIPS

@@ -117,3 +117,11 @@ def test_missing_weights_name_every_place_searched(monkeypatch, tmp_path):
     with pytest.raises(weights.WeightsError, match=str(tmp_path / "taef2")):
         aeroblade.load_autoencoder("taef2", device="cpu")
     assert aeroblade.available_autoencoders("default") == []
+
+
+def test_auto_autoencoders_need_at_least_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("DFD_SHARED", str(tmp_path / "no-shared"))
+    with pytest.raises(weights.WeightsError, match="no autoencoder is available"):
+        aeroblade.load_autoencoders("auto", profile="nowhere", device="cpu")
+    with pytest.raises(ValueError, match="unknown autoencoder"):
+        aeroblade.load_autoencoders("taef2, sd9", device="cpu")
