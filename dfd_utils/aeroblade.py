@@ -121,7 +121,11 @@ def load_autoencoders(spec: str, profile: str = "default", device: str | torch.d
     """`spec` is "auto" or comma-separated names. Explicit names must all load; with "auto",
     one that cannot be fetched (e.g. a hub model without network) is skipped with a printed note."""
     if spec != "auto":
-        return [load_autoencoder(name.strip(), profile, device) for name in spec.split(",")]
+        names = [name.strip() for name in spec.split(",")]
+        unknown = [n for n in names if n not in ("taef2", "v1", *HUB_AUTOENCODERS)]
+        if unknown:  # before loading anything, so a typo costs no time
+            raise ValueError(f"unknown autoencoder(s) {unknown}; known: taef2, v1, {', '.join(HUB_AUTOENCODERS)}")
+        return [load_autoencoder(name, profile, device) for name in names]
     loaded = []
     for name in available_autoencoders(profile):
         try:
