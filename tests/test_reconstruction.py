@@ -48,8 +48,9 @@ def test_detail_table_reports_what_was_measured():
     detail = np.array([3.0, 2.0, 1.0, 0.3, 0.2, 0.1])
     table = reconstruction.detail_table(labels, detail, error=detail * 2)
     assert list(table["class"]) == ["REAL", "FAKE"] and np.allclose(table["spearman_detail_error"], 1)
-    assert table["auroc_low_detail_as_fake"].iloc[0] == 1.0
-    assert "lower" in reconstruction.explain_failure(table) and "tracks" in reconstruction.explain_failure(table)
+    assert table["auroc_detail"].iloc[0] == 0.0 and table["auroc_error"].iloc[0] == 0.0  # FAKE has less detail here
+    text = reconstruction.explain_failure(table)
+    assert "less fine detail" in text and "is lower" in text and "tracks" in text
 
 
 def test_linear_probe_fits_on_train_and_scores_test():
