@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib
 import matplotlib.pyplot as plt  # importing pyplot sets up inline display in Jupyter
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
@@ -122,7 +123,10 @@ def lines(series: dict, xlabel: str, ylabel: str, title: str = "", log_y: bool =
     positions `x`; if None, a pandas Series is drawn over its own index, an array over 0, 1, …"""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, values in series.items():
-        positions = np.asarray(x) if x is not None else np.asarray(getattr(values, "index", np.arange(len(values))))
+        if x is not None:
+            positions = np.asarray(x)
+        else:
+            positions = values.index.to_numpy() if isinstance(values, pd.Series) else np.arange(len(values))
         ax.plot(positions, np.asarray(values), label=name, marker=marker)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if log_y else "linear")
     ax.legend(fontsize=8)
