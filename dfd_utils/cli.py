@@ -22,10 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=("data", "dire"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
-    ddpm.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    ddpm.add_argument("--minutes", type=float, default=12.0, help="training time budget")
     ddpm.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")
-    ddpm.add_argument("--batch-size", type=int, default=128)
-    ddpm.add_argument("--lr", type=float, default=2e-4)
+    ddpm.add_argument("--batch-size", type=int, default=64)
+    ddpm.add_argument("--lr", type=float, default=5e-4)
     ddpm.add_argument("--out", default=None, help="checkpoint folder (default: dfd_utils/checkpoints/ddpm_cifake_real)")
     return parser
 

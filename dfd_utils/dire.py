@@ -64,8 +64,8 @@ def _eps(unet: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
     return unet(x, timestep).sample
 
 
-def train_ddpm(images: np.ndarray, *, minutes: float = 20.0, max_steps: int = 100_000, batch_size: int = 128,
-               lr: float = 2e-4, channels: tuple[int, ...] = (32, 64, 64), seed: int = 0,
+def train_ddpm(images: np.ndarray, *, minutes: float = 12.0, max_steps: int = 100_000, batch_size: int = 64,
+               lr: float = 5e-4, channels: tuple[int, ...] = (32, 64, 64), seed: int = 0,
                device: str | torch.device = "auto") -> tuple[nn.Module, dict]:
     """Train a small DDPM (epsilon prediction, horizontal flips) on uint8 images until `minutes`
     or `max_steps` runs out; returns the UNet (eval mode) and a record of what was done."""
