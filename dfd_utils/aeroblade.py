@@ -39,6 +39,7 @@ HUB_AUTOENCODERS = {
     "kandinsky21-movq": ("kandinsky-community/kandinsky-2-1", "movq", "VQModel"),
     "taesd": ("madebyollin/taesd", None, "AutoencoderTiny"),
 }
+LOCAL_AUTOENCODERS = ("taef2", "v1")
 V1_RUN = "01_autoencoder"  # notebook 01's record folder, which holds the V1 model
 SQUEEZE_SLICES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 6, 12: 7}
 
@@ -103,6 +104,10 @@ def available_autoencoders(profile: str) -> list[str]:
     return names
 
 
+def _known() -> tuple[str, ...]:
+    return (*LOCAL_AUTOENCODERS, *HUB_AUTOENCODERS)
+
+
 def load_autoencoder(name: str, profile: str = "default", device: str | torch.device = "auto") -> Autoencoder:
     """One of `taef2`, `v1` (notebook 01's, for `profile`) or a `HUB_AUTOENCODERS` name, in eval mode."""
     if name == "taef2":
@@ -112,7 +117,7 @@ def load_autoencoder(name: str, profile: str = "default", device: str | torch.de
     elif name in HUB_AUTOENCODERS:
         autoencoder = _load_hub(name)
     else:
-        raise ValueError(f"unknown autoencoder {name!r}; known: taef2, v1, {', '.join(HUB_AUTOENCODERS)}")
+        raise ValueError(f"unknown autoencoder {name!r}; known: {', '.join(_known())}")
     autoencoder.module.to(pick_device(str(device))).eval().requires_grad_(False)
     return autoencoder
 
@@ -122,9 +127,9 @@ def load_autoencoders(spec: str, profile: str = "default", device: str | torch.d
     one that cannot be fetched (e.g. a hub model without network) is skipped with a printed note."""
     if spec != "auto":
         names = [name.strip() for name in spec.split(",")]
-        unknown = [n for n in names if n not in ("taef2", "v1", *HUB_AUTOENCODERS)]
+        unknown = [n for n in names if n not in _known()]
         if unknown:  # before loading anything, so a typo costs no time
-            raise ValueError(f"unknown autoencoder(s) {unknown}; known: taef2, v1, {', '.join(HUB_AUTOENCODERS)}")
+            raise ValueError(f"unknown autoencoder(s) {unknown}; known: {', '.join(_known())}")
         return [load_autoencoder(name, profile, device) for name in names]
     loaded = []
     for name in available_autoencoders(profile):
@@ -269,14 +274,19 @@ def score(table: pd.DataFrame, distance: str = "lpips_2", autoencoders_: list[st
     return wide.max(axis=1).to_numpy() if distance == "psnr" else -wide.min(axis=1).to_numpy()
 
 
+def _groups(table: pd.DataFrame, combined_name) -> dict[str, list[str]]:
+    """Each autoencoder alone, plus all of them together (named by `combined_name(names)`) when there are several."""
+    names = list(dict.fromkeys(table["autoencoder"]))
+    return {name: [name] for name in names} | ({combined_name(names): names} if len(names) > 1 else {})
+
+
 def separation_table(table: pd.DataFrame, labels: np.ndarray, distances: list[str] | None = None) -> pd.DataFrame:
     """AUROC, AP and TPR at 5% FPR for every autoencoder alone and for the minimum over all,
     and every distance: the per-autoencoder and per-layer tables in one."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     distances = distances or [c for c in table.columns if c not in ("autoencoder", "image")]
-    names = list(dict.fromkeys(table["autoencoder"]))
-    groups = {name: [name] for name in names} | ({"min over all": names} if len(names) > 1 else {})
+    groups = _groups(table, lambda names: "min over all")
     rows = []
     for group, members in groups.items():
         for distance in distances:
@@ -292,8 +302,7 @@ def log_scores(run, test: Measured, reference: Measured, labels: np.ndarray, ids
     threshold calibrated on REAL reference images only (at most `target_fpr` of them flagged)."""
     from .metrics import threshold_at_fpr
 
-    names = list(dict.fromkeys(test.table["autoencoder"]))
-    groups = {name: [name] for name in names} | ({"min over " + "+".join(names): names} if len(names) > 1 else {})
+    groups = _groups(test.table, lambda names: "min over " + "+".join(names))
     rows = []
     for group, members in groups.items():
         scores = score(test.table, distance, members)

@@ -12,12 +12,14 @@ small one on REAL training images within a stated time budget; the checkpoint is
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -175,16 +177,12 @@ def dire(diffusion: Diffusion, images: np.ndarray, steps: int = 20, batch_size: 
 def map_set(image_set, maps: np.ndarray, name: str):
     """DIRE maps as an `ImageSet` for the CNN detector: |x - reconstruction| x 255, rounded to
     uint8 — the official DIRE stores its maps the same way, as lossless PNG."""
-    import dataclasses
-
     return dataclasses.replace(image_set, images=np.clip(np.round(maps * 255), 0, 255).astype(np.uint8), name=name)
 
 
 def step_study(diffusion: Diffusion, images: np.ndarray, labels: np.ndarray, steps: list[int],
-               batch_size: int = 256) -> "pd.DataFrame":
+               batch_size: int = 256) -> pd.DataFrame:
     """Separation of the training-free score (mean DIRE) and seconds per image for each number of steps."""
-    import pandas as pd
-
     from .metrics import evaluate
 
     rows = []
