@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
     bench = commands.add_parser("bench", help="print speed/memory figures")
-    bench.add_argument("what", choices=("data", "dire"))
+    bench.add_argument("what", choices=("data", "dire", "training"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
     ddpm.add_argument("--minutes", type=float, default=12.0, help="training time budget")
@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "bench":
-        from .bench import bench_data, bench_dire
+        from . import bench as benchmarks
 
-        bench_data(args.source) if args.what == "data" else bench_dire()
+        if args.what == "data":
+            benchmarks.bench_data(args.source)
+        else:
+            getattr(benchmarks, f"bench_{args.what}")()
         return 0
     if args.command == "train-ddpm":
         from . import data, dire

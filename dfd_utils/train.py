@@ -1,5 +1,6 @@
 """The fit loop shared by every trained detector: AdamW or SGD, one-cycle or constant LR,
-per-epoch history with throughput, and batched prediction of fake-scores."""
+optional bf16 mixed precision, per-epoch history with throughput, and batched prediction of
+fake-scores (optionally averaged with the mirrored image)."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageSet
 from .loaders import make_loader, to_tensor
-from .runtime import device as pick_device
+from .runtime import autocast, precision as resolve_precision, device as pick_device
 
 __all__ = ["History", "fit", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
 
@@ -98,16 +99,19 @@ def reconstruction_loss(model: nn.Module, image_set: ImageSet, batch_size: int =
 def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epochs: int = 5,
         batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 5e-4, optimizer: str = "adamw",
         schedule: str = "onecycle", augment: str = "none", label_smoothing: float = 0.0,
-        objective: str = "classify", seed: int = 0, device: str | torch.device = "auto",
-        progress: bool = True) -> History:
+        objective: str = "classify", precision: str = "fp32", seed: int = 0,
+        device: str | torch.device = "auto", progress: bool = True) -> History:
     """Train `model` and return the per-epoch history. `objective="classify"`: a 2-logit
     detector with cross-entropy; `"reconstruct"`: an autoencoder with MSE to its input.
 
     Tensors are channels-last (NHWC), which makes convolutions markedly faster on CPUs.
+    `precision` is fp32, bf16 (autocast forward, fp32 weights) or auto (see
+    `runtime.precision`); each history row records the one used.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     device = pick_device(str(device))
+    used_precision = resolve_precision(precision, device)
     model.to(device, memory_format=torch.channels_last)
     loader = make_loader(train, batch_size, shuffle=True, augment=augment, seed=seed)
     opt = _optimizer(model, optimizer, lr, weight_decay)
@@ -120,7 +124,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         for images, labels in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress):
             images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            output = model(images)
+            with autocast(used_precision, device):
+                output = model(images).float()
             if objective == "classify":
                 loss = cross_entropy(output, labels)
                 correct += int((output.argmax(1) == labels).sum())
@@ -133,7 +138,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             seen += len(labels)
             loss_sum += loss.item() * len(labels)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "lr": sched.get_last_lr()[0],
-               "seconds": time.perf_counter() - start, "images": seen}
+               "seconds": time.perf_counter() - start, "images": seen, "precision": used_precision}
         row["images_per_s"] = seen / row["seconds"]
         if objective == "classify":
             row["train_acc"] = correct / seen
@@ -148,15 +153,23 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
 
 @torch.no_grad()  # not inference_mode: models moved here must stay usable for Grad-CAM
 def predict(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
-            device: str | torch.device = "auto", progress: bool = True) -> tuple[np.ndarray, float]:
-    """Fake-probabilities (softmax of logit 1) for every image, and images per second."""
+            device: str | torch.device = "auto", progress: bool = True,
+            flip_average: bool = False) -> tuple[np.ndarray, float]:
+    """Fake-probabilities (softmax of logit 1) for every image, and images per second.
+
+    `flip_average` averages each image's probability with its mirror's (test-time
+    augmentation for a model trained with flips; it halves the images per second). Always fp32.
+    """
     device = pick_device(str(device))
     model.to(device, memory_format=torch.channels_last).eval()
     scores = []
     start = time.perf_counter()
     for begin in tqdm(range(0, len(image_set), batch_size), desc="predict", leave=False, disable=not progress):
         batch = to_tensor(image_set.images[begin:begin + batch_size]).to(device, memory_format=torch.channels_last)
-        scores.append(torch.softmax(model(batch).float(), 1)[:, 1].cpu().numpy())
+        fake = torch.softmax(model(batch).float(), 1)[:, 1]
+        if flip_average:
+            fake = (fake + torch.softmax(model(batch.flip(3)).float(), 1)[:, 1]) / 2
+        scores.append(fake.cpu().numpy())
     seconds = time.perf_counter() - start
     return np.concatenate(scores) if scores else np.zeros(0), len(image_set) / max(seconds, 1e-9)
 

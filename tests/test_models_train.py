@@ -65,3 +65,41 @@ def test_bad_training_options(cifake_folder):
     train_set = du.load_cifake("train", cifake_folder)
     with pytest.raises(ValueError, match="schedule"):
         training.fit(models.create_model("cifake_cnn"), train_set, epochs=1, schedule="warp", progress=False)
+    with pytest.raises(ValueError, match="precision"):
+        training.fit(models.create_model("cifake_cnn"), train_set, epochs=1, precision="fp8", progress=False)
+
+
+def test_bf16_training_learns_and_is_recorded(cifake_folder):
+    train_set, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
+    du.seed_everything(0)
+    model = models.create_model("detector_cnn", width=8)
+    history = training.fit(model, train_set, test, epochs=6, batch_size=8, lr=3e-3, precision="bf16", progress=False)
+    assert set(history.table.precision) == {"bf16"}
+    assert history.table.train_loss.iloc[-1] < history.table.train_loss.iloc[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+
+
+def test_auto_precision_follows_the_hardware():
+    cpu = torch.device("cpu")
+    assert du.runtime.precision("fp32", cpu) == "fp32"
+    assert du.runtime.precision("auto", cpu) == ("bf16" if du.runtime._fast_bf16(cpu) else "fp32")
+    with pytest.raises(ValueError, match="precision"):
+        du.runtime.precision("half", cpu)
+
+
+class _LeftBright(nn.Module):
+    """Fake-logit = mean of the left image half minus the right: flips negate it exactly."""
+
+    def forward(self, x):
+        left = x[..., : x.shape[-1] // 2].mean((1, 2, 3)) - x[..., x.shape[-1] // 2:].mean((1, 2, 3))
+        return torch.stack([torch.zeros_like(left), left], 1)
+
+
+def test_flip_average_is_the_mean_of_an_image_and_its_mirror(cifake_folder):
+    test = du.load_cifake("test", cifake_folder)
+    plain, _ = training.predict(_LeftBright(), test, progress=False)
+    averaged, _ = training.predict(_LeftBright(), test, progress=False, flip_average=True)
+    mirrored = 1 - plain  # sigmoid(-z) for the mirror
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
+    np.testing.assert_allclose(averaged, 0.5, atol=1e-6)
+    assert np.abs(plain - 0.5).max() > 1e-3  # the check above is not trivially true
