@@ -28,7 +28,8 @@ def _one(run: Run, backbone: str, strategy: str, fit_set: ImageSet, val_set: Ima
     row = {"backbone": backbone, "strategy": strategy, "input_size": input_size, "pretrained": source,
            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
            "trainable_m": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
-           "train_minutes": history.train_seconds / 60, "train_images_per_s": history.images_per_s,
+           "precision": history.rows[-1]["precision"], "train_minutes": history.train_seconds / 60,
+           "train_images_per_s": history.images_per_s,
            "infer_images_per_s": test.infer_images_per_s, "val_acc": evaluate_loss(model, val_set)[1],
            **{key: test[key] for key in ("acc", "acc_ci_low", "acc_ci_high", "auroc", "auroc_ci_low", "auroc_ci_high")}}
     return row, model
