@@ -68,3 +68,20 @@ def test_zoo_detector_save_load_round_trip(tmp_path):
     models.save_model(model, tmp_path, "zoo_detector", {"backbone": "mobilenetv3_small_100", "input_size": 32})
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(models.load_model(tmp_path)(x), model(x))
+
+
+@needs_cifar_resnet
+def test_compare_backbones_one_row_each_best_by_validation(cifake_folder, isolated_paths):
+    from dfd_utils import finetune
+
+    train_set, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
+    fit_set, val_set = train_set.split(0.25)
+    run = du.start_run("99_zoo", {"PROFILE": "smoke"})
+    table, best_model, best = finetune.compare_backbones(
+        run, ["cifar_resnet20", "mobilenetv3_small_100"], fit_set, val_set, {"test": test},
+        strategies=("full", "linear"), n_boot=20, epochs=1, batch_size=8, precision="fp32")
+    # the scratch MobileNet's linear probe is skipped, not reported
+    assert list(zip(table.backbone, table.strategy)) == [
+        ("cifar_resnet20", "full"), ("cifar_resnet20", "linear"), ("mobilenetv3_small_100", "full")]
+    assert set(table.precision) == {"fp32"} and table.pretrained.iloc[-1].startswith("none")
+    assert best["val_acc"] == table.val_acc.max() and isinstance(best_model, torch.nn.Module)
