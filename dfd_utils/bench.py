@@ -6,7 +6,7 @@ import resource
 import tempfile
 import time
 
-__all__ = ["bench_data", "bench_dire", "bench_training"]
+__all__ = ["bench_data", "bench_dire", "bench_training", "bench_v4_designs", "V4_DESIGNS"]
 
 
 def _peak_rss_bytes() -> int:
@@ -74,7 +74,7 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
     from .runtime import device, precision
 
     sample = data.load_cifake("train", progress=False).per_class(images // 2)
-    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w32 d3": ("detector_cnn", {"depth": 3})}
+    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w16 d2 s4": ("detector_cnn", {"width": 16, "depth": 2, "stages": 4})}
     precisions = ["fp32"] + (["bf16"] if precision("auto", device()) == "bf16" else [])
     rows = []
     for label, (name, config) in builds.items():
@@ -89,3 +89,39 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
         print(f"  {row['model']:24s} {row['precision']}: {row['images_per_s']:7,.0f} images/s")
     print("  target: V3 ≥ 4,000 images/s on the 2-core CPU")
     return {"device": str(device()), "rows": rows}
+
+
+V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn", **config)
+    "w32 d2 s3": {"width": 32, "depth": 2, "stages": 3},
+    "w16 d2 s3": {"width": 16, "depth": 2, "stages": 3},
+    "w16 d2 s4": {"width": 16, "depth": 2, "stages": 4},
+    "w24 d2 s4": {"width": 24, "depth": 2, "stages": 4},
+}
+
+
+def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = None, val_per_class: int = 2000,
+                     batch_size: int = 128, source: str | None = None) -> list[dict]:
+    """An equal-time race: each design trains for about `seconds` on this machine (one one-cycle
+    epoch over as many CIFAKE training images as its measured speed allows, V4's optimiser
+    settings), then is scored on the same held-out training images. Faster designs see more
+    images; the race shows which shape learns most per second of CPU, the budget V4 lives on."""
+    from . import data, models, train
+    from .runtime import seed_everything
+
+    fit_set, val_set = data.load_cifake("train", source, progress=False).split(0.04, seed=0)
+    val_set = val_set.per_class(val_per_class, seed=0)
+    options = {"batch_size": batch_size, "lr": 0.004, "weight_decay": 0.05, "augment": "flip"}
+    rows = []
+    for name, config in (designs or V4_DESIGNS).items():
+        seed_everything(0)
+        _, speed = train.epochs_within(seconds / 60, models.create_model("detector_cnn", **config), fit_set, **options)
+        subset = fit_set.per_class(max(1, int(speed * seconds) // 2), seed=0)
+        model = models.create_model("detector_cnn", **config)
+        history = train.fit(model, subset, epochs=1, progress=False, **options)
+        _, val_acc = train.evaluate_loss(model, val_set)
+        rows.append({"design": name, "params": sum(p.numel() for p in model.parameters()), "images": len(subset),
+                     "train_seconds": history.train_seconds, "images_per_s": history.images_per_s, "val_acc": val_acc})
+        print(f"  {name:10s} {rows[-1]['params']:8,d} params  {history.images_per_s:6,.0f} images/s  "
+              f"{len(subset):7,d} images in {history.train_seconds:4.0f} s  →  val acc {val_acc:.2%} "
+              f"({len(val_set):,} held-out training images)", flush=True)
+    return rows

@@ -3,6 +3,7 @@ optional bf16 mixed precision, per-epoch history with throughput, and batched pr
 fake-scores (optionally averaged with the mirrored image)."""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from .data import ImageSet
 from .loaders import make_loader, to_tensor
 from .runtime import autocast, precision as resolve_precision, device as pick_device
 
-__all__ = ["History", "fit", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
+__all__ = ["History", "fit", "epochs_within", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -149,6 +150,22 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         history.rows.append(row)
     model.eval()
     return history
+
+
+def epochs_within(minutes: float, model: nn.Module, train: ImageSet, probe_images: int = 4096,
+                  seed: int = 0, **fit_options) -> tuple[int, float]:
+    """How many whole epochs over `train` fit in `minutes` of training on this machine, and the
+    measured images/s. A copy of `model` trains one epoch on `probe_images` images with the same
+    `fit_options` (so the same batch size, precision, augmentation); `model` is untouched.
+
+    Training budgets are stated in minutes, and machines differ several-fold in speed: this
+    turns a budget into the schedule length a one-cycle LR needs up front (at least 1 epoch).
+    """
+    if minutes <= 0:
+        raise ValueError(f"minutes must be positive, not {minutes}")
+    probe_set = train.per_class(probe_images // 2, seed)
+    speed = fit(copy.deepcopy(model), probe_set, epochs=1, seed=seed, progress=False, **fit_options).images_per_s
+    return max(1, int(minutes * 60 * speed // len(train))), speed
 
 
 @torch.no_grad()  # not inference_mode: models moved here must stay usable for Grad-CAM

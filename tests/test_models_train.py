@@ -23,6 +23,19 @@ def test_detector_cnn_and_no_inplace_activations():
         assert not any(getattr(m, "inplace", False) for m in net.modules())
 
 
+def test_detector_cnn_stages_halve_the_resolution_each():
+    model = models.create_model("detector_cnn", width=4, depth=1, stages=4).eval()
+    sizes = {}
+    hooks = [layer.register_forward_hook(lambda _m, _i, out, n=name: sizes.update({n: tuple(out.shape[1:])}))
+             for name, layer in model.cam_layers.items()]
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+    for hook in hooks:
+        hook.remove()
+    assert sizes == {"stage1": (4, 32, 32), "stage2": (8, 16, 16), "stage3": (16, 8, 8), "stage4": (32, 4, 4)}
+    with pytest.raises(ValueError, match="stages"):
+        models.create_model("detector_cnn", stages=6)
+
+
 def test_unknown_model_and_argument():
     with pytest.raises(ValueError, match="unknown model"):
         models.create_model("resnet9000")
@@ -51,6 +64,19 @@ def test_fit_learns_a_separable_fixture(cifake_folder):
     scores_big, _ = training.predict(model, test, batch_size=1000, progress=False)
     np.testing.assert_allclose(scores, scores_big, atol=1e-5)  # batching does not change scores
     assert scores.shape == (len(test),) and ((scores >= 0) & (scores <= 1)).all() and speed > 0
+
+
+def test_epochs_within_a_budget_scale_with_minutes_and_leave_the_model_alone(cifake_folder):
+    train_set = du.load_cifake("train", cifake_folder)
+    model = models.create_model("cifake_cnn", conv_blocks=1, filters=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    epochs, speed = training.epochs_within(1.0, model, train_set, probe_images=16, batch_size=8)
+    assert speed > 0 and epochs == max(1, int(60 * speed // len(train_set)))
+    assert training.epochs_within(1e-6, model, train_set, probe_images=16, batch_size=8)[0] == 1
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    with pytest.raises(ValueError, match="minutes"):
+        training.epochs_within(0, model, train_set)
 
 
 def test_sweep_has_one_row_per_config(cifake_folder):
@@ -103,3 +129,13 @@ def test_flip_average_is_the_mean_of_an_image_and_its_mirror(cifake_folder):
     np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
     np.testing.assert_allclose(averaged, 0.5, atol=1e-6)
     assert np.abs(plain - 0.5).max() > 1e-3  # the check above is not trivially true
+
+
+def test_v4_design_race_gives_each_design_its_time_and_a_validation_score(cifake_folder, capsys):
+    from dfd_utils import bench
+
+    designs = {"tiny": {"width": 4, "depth": 1, "stages": 2}, "small": {"width": 8, "depth": 1, "stages": 3}}
+    rows = bench.bench_v4_designs(seconds=0.05, designs=designs, val_per_class=2, batch_size=8, source=cifake_folder)
+    assert [row["design"] for row in rows] == ["tiny", "small"]
+    assert all(0 <= row["val_acc"] <= 1 and row["images"] >= 2 and row["images_per_s"] > 0 for row in rows)
+    assert "val acc" in capsys.readouterr().out
