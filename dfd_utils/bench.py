@@ -102,9 +102,10 @@ V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn",
 def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = None, val_per_class: int = 2000,
                      batch_size: int = 128, source: str | None = None) -> list[dict]:
     """An equal-time race: each design trains for about `seconds` on this machine (one one-cycle
-    epoch over as many CIFAKE training images as its measured speed allows, V4's optimiser
-    settings), then is scored on the same held-out training images. Faster designs see more
-    images; the race shows which shape learns most per second of CPU, the budget V4 lives on."""
+    epoch over as many CIFAKE training images as its measured speed allows, at most the whole
+    training split, V4's optimiser settings), then is scored on the same held-out training
+    images. Faster designs see more images; the race shows which shape learns most per second
+    of CPU, the budget V4 lives on. Each line prints the images and seconds actually used."""
     from . import data, models, train
     from .runtime import seed_everything
 
