@@ -67,6 +67,14 @@ def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64) -> dict:
     return result
 
 
+V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn", **config)
+    "w32 d2 s3": {"width": 32, "depth": 2, "stages": 3},
+    "w16 d2 s3": {"width": 16, "depth": 2, "stages": 3},
+    "w16 d2 s4": {"width": 16, "depth": 2, "stages": 4},
+    "w24 d2 s4": {"width": 24, "depth": 2, "stages": 4},
+}
+
+
 def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
     """Training images/s of V3 (the CIFAKE paper's CNN, 2 blocks of 32 filters) and V4 (the
     default DetectorCNN) in fp32 and in bf16 mixed precision, one epoch on CIFAKE train each."""
@@ -74,7 +82,7 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
     from .runtime import device, precision
 
     sample = data.load_cifake("train", progress=False).per_class(images // 2)
-    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w16 d2 s4": ("detector_cnn", {"width": 16, "depth": 2, "stages": 4})}
+    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w16 d2 s4": ("detector_cnn", V4_DESIGNS["w16 d2 s4"])}
     precisions = ["fp32"] + (["bf16"] if precision("auto", device()) == "bf16" else [])
     rows = []
     for label, (name, config) in builds.items():
@@ -89,14 +97,6 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
         print(f"  {row['model']:24s} {row['precision']}: {row['images_per_s']:7,.0f} images/s")
     print("  target: V3 ≥ 4,000 images/s on the 2-core CPU")
     return {"device": str(device()), "rows": rows}
-
-
-V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn", **config)
-    "w32 d2 s3": {"width": 32, "depth": 2, "stages": 3},
-    "w16 d2 s3": {"width": 16, "depth": 2, "stages": 3},
-    "w16 d2 s4": {"width": 16, "depth": 2, "stages": 4},
-    "w24 d2 s4": {"width": 24, "depth": 2, "stages": 4},
-}
 
 
 def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = None, val_per_class: int = 2000,
@@ -115,9 +115,8 @@ def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = Non
     rows = []
     for name, config in (designs or V4_DESIGNS).items():
         seed_everything(0)
-        _, speed = train.epochs_within(seconds / 60, models.create_model("detector_cnn", **config), fit_set, **options)
-        subset = fit_set.per_class(max(1, int(speed * seconds) // 2), seed=0)
         model = models.create_model("detector_cnn", **config)
+        subset = fit_set.per_class(max(1, int(train.training_speed(model, fit_set, **options) * seconds) // 2), seed=0)
         history = train.fit(model, subset, epochs=1, progress=False, **options)
         _, val_acc = train.evaluate_loss(model, val_set)
         rows.append({"design": name, "params": sum(p.numel() for p in model.parameters()), "images": len(subset),

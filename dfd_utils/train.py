@@ -17,7 +17,7 @@ from .data import ImageSet
 from .loaders import make_loader, to_tensor
 from .runtime import autocast, precision as resolve_precision, device as pick_device
 
-__all__ = ["History", "fit", "epochs_within", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
+__all__ = ["History", "fit", "training_speed", "epochs_within", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -152,19 +152,26 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     return history
 
 
+def training_speed(model: nn.Module, train: ImageSet, probe_images: int = 4096, seed: int = 0,
+                   **fit_options) -> float:
+    """Training images/s on this machine: a copy of `model` trains one epoch on `probe_images`
+    images of `train` with the same `fit_options` (batch size, precision, augmentation);
+    `model` itself is untouched."""
+    probe_set = train.per_class(probe_images // 2, seed)
+    return fit(copy.deepcopy(model), probe_set, epochs=1, seed=seed, progress=False, **fit_options).images_per_s
+
+
 def epochs_within(minutes: float, model: nn.Module, train: ImageSet, probe_images: int = 4096,
                   seed: int = 0, **fit_options) -> tuple[int, float]:
-    """How many whole epochs over `train` fit in `minutes` of training on this machine, and the
-    measured images/s. A copy of `model` trains one epoch on `probe_images` images with the same
-    `fit_options` (so the same batch size, precision, augmentation); `model` is untouched.
+    """How many whole epochs over `train` fit in `minutes` of training on this machine (at
+    least 1), and the `training_speed` they were derived from.
 
     Training budgets are stated in minutes, and machines differ several-fold in speed: this
-    turns a budget into the schedule length a one-cycle LR needs up front (at least 1 epoch).
+    turns a budget into the schedule length a one-cycle LR needs up front.
     """
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, not {minutes}")
-    probe_set = train.per_class(probe_images // 2, seed)
-    speed = fit(copy.deepcopy(model), probe_set, epochs=1, seed=seed, progress=False, **fit_options).images_per_s
+    speed = training_speed(model, train, probe_images, seed, **fit_options)
     return max(1, int(minutes * 60 * speed // len(train))), speed
 
 
