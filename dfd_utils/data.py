@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .paths import cache_dir, data_dir, offline, shared_dir
+from .paths import cache_dir, data_dir, offline_by_setting, shared_dir
 
 __all__ = [
     "CLASSES",
@@ -139,7 +139,7 @@ def resolve_cifake(source: str | Path | None = None) -> Path:
             return path
     tried = ", ".join(str(p) for p in candidates)
     why = "offline (DFD_OFFLINE or HF_HUB_OFFLINE is set)"
-    if not offline():
+    if not offline_by_setting():  # Kaggle, not the Hugging Face hub: try it whatever the hub probe says
         try:
             return _kaggle_download()
         except Exception as error:  # noqa: BLE001 - any failure is reported with the fix below

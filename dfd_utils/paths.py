@@ -5,7 +5,9 @@ their own layout never have to edit code.
 """
 from __future__ import annotations
 
+import functools
 import os
+import socket
 from pathlib import Path
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "shared_dir",
     "notebooks_dir",
     "offline",
+    "offline_by_setting",
+    "hub_reachable",
 ]
 
 
@@ -58,6 +62,31 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
-def offline() -> bool:
-    """True when `DFD_OFFLINE` or `HF_HUB_OFFLINE` is set: no download is even attempted."""
+HUB_ADDRESS = ("huggingface.co", 443)  # where pretrained weights come from when online
+
+
+@functools.cache
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One TCP connection to the Hugging Face hub per process (at most `timeout_s`).
+
+    Without it, an offline machine spends about a minute per model in the hub clients' retries
+    before failing; with it, the run says once that it is offline and goes on with local files.
+    """
+    try:
+        socket.create_connection(HUB_ADDRESS, timeout=timeout_s).close()
+        return True
+    except OSError as error:
+        print(f"NOTE the Hugging Face hub ({HUB_ADDRESS[0]}) is unreachable ({error}): running offline, local "
+              "weights only; set DFD_OFFLINE=1 to skip this check")
+        return False
+
+
+def offline_by_setting() -> bool:
+    """True when `DFD_OFFLINE` or `HF_HUB_OFFLINE` is set."""
     return any(os.environ.get(var, "") not in ("", "0") for var in ("DFD_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def offline() -> bool:
+    """True when set offline (`offline_by_setting`) or the hub is unreachable (`hub_reachable`):
+    no hub download is then even attempted."""
+    return offline_by_setting() or not hub_reachable()
