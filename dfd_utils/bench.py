@@ -6,7 +6,8 @@ import resource
 import tempfile
 import time
 
-__all__ = ["bench_data", "bench_dire", "bench_training", "bench_v4_designs", "V4_DESIGNS"]
+__all__ = ["bench_data", "bench_dire", "bench_training", "bench_v4_designs", "bench_v4_recipes", "V4_DESIGNS",
+           "V4_RECIPES"]
 
 
 def _peak_rss_bytes() -> int:
@@ -67,6 +68,15 @@ def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64) -> dict:
     return result
 
 
+V4_OPTIONS = {"batch_size": 128, "lr": 0.004, "weight_decay": 0.05, "augment": "flip"}  # notebook 04's defaults
+
+V4_RECIPES = {  # training recipes raced for V4 (its default shape): name → changes to V4_OPTIONS
+    "flip": {},
+    "flip + 2-px shifts": {"augment": "flip_shift"},
+    "flip + label smoothing 0.1": {"label_smoothing": 0.1},
+    "flip + weight decay 0.1": {"weight_decay": 0.1},
+}
+
 V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn", **config)
     "w32 d2 s3": {"width": 32, "depth": 2, "stages": 3},
     "w16 d2 s3": {"width": 16, "depth": 2, "stages": 3},
@@ -106,12 +116,11 @@ def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = Non
     training split, V4's optimiser settings), then is scored on the same held-out training
     images. Faster designs see more images; the race shows which shape learns most per second
     of CPU, the budget V4 lives on. Each line prints the images and seconds actually used."""
-    from . import data, models, train
+    from . import models, train
     from .runtime import seed_everything
 
-    fit_set, val_set = data.load_cifake("train", source, progress=False).split(0.04, seed=0)
-    val_set = val_set.per_class(val_per_class, seed=0)
-    options = {"batch_size": batch_size, "lr": 0.004, "weight_decay": 0.05, "augment": "flip"}
+    fit_set, val_set = _race_sets(source, val_per_class)
+    options = {**V4_OPTIONS, "batch_size": batch_size}
     rows = []
     for name, config in (designs or V4_DESIGNS).items():
         seed_everything(0)
@@ -124,4 +133,43 @@ def bench_v4_designs(seconds: float = 200, designs: dict[str, dict] | None = Non
         print(f"  {name:10s} {rows[-1]['params']:8,d} params  {history.images_per_s:6,.0f} images/s  "
               f"{len(subset):7,d} images in {history.train_seconds:4.0f} s  →  val acc {val_acc:.2%} "
               f"({len(val_set):,} held-out training images)", flush=True)
+    return rows
+
+
+def _race_sets(source: str | None, val_per_class: int):
+    """The races' split of CIFAKE train: `val_per_class` held-out images per class to score, the rest to train on."""
+    from . import data
+
+    full = data.load_cifake("train", source, progress=False)
+    fit_set, val_set = full.split(2 * val_per_class / len(full), seed=0)
+    return fit_set, val_set.per_class(val_per_class, seed=0)
+
+
+def bench_v4_recipes(per_class: int = 15000, epochs: int = 11, recipes: dict[str, dict] | None = None,
+                     val_per_class: int = 5000, source: str | None = None) -> list[dict]:
+    """An equal-schedule race of training recipes for V4's default shape: each trains `epochs`
+    one-cycle epochs on the same `per_class` images per class, then is scored (with the test-time
+    flip notebook 04 uses) on the same held-out training images.
+
+    The default is a rehearsal of notebook 04's schedule on fewer images: as many epochs as its
+    30-minute budget allows on a 2-core CPU, in about a quarter of the time, where regularisers
+    show whether they pay for themselves. It needs no test image, so recipes are chosen on
+    validation data only."""
+    from . import models, train
+    from .runtime import seed_everything
+
+    fit_set, val_set = _race_sets(source, val_per_class)
+    subset = fit_set.per_class(per_class, seed=0)
+    rows = []
+    for name, changes in (recipes or V4_RECIPES).items():
+        seed_everything(0)
+        model = models.create_model("detector_cnn", **V4_DESIGNS["w16 d2 s4"])
+        history = train.fit(model, subset, epochs=epochs, progress=False, **{**V4_OPTIONS, **changes})
+        scores, _ = train.predict(model, val_set, progress=False, flip_average=True)
+        val_acc = float(((scores >= 0.5) == val_set.labels).mean())
+        rows.append({"recipe": name, "images": len(subset), "epochs": epochs, "train_seconds": history.train_seconds,
+                     "final_train_acc": history.rows[-1]["train_acc"], "val_acc": val_acc})
+        print(f"  {name:28s} {epochs} epochs on {len(subset):,} images in {history.train_seconds / 60:4.1f} min  "
+              f"train acc {rows[-1]['final_train_acc']:.2%}  →  val acc {val_acc:.2%} "
+              f"({len(val_set):,} held-out training images, flip-averaged)", flush=True)
     return rows

@@ -19,9 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
     bench = commands.add_parser("bench", help="print speed/memory figures")
-    bench.add_argument("what", choices=("data", "dire", "training", "v4-designs"))
+    bench.add_argument("what", choices=("data", "dire", "training", "v4-designs", "v4-recipes"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     bench.add_argument("--seconds", type=float, default=200, help="v4-designs: training time per design")
+    bench.add_argument("--per-class", type=int, default=15000, help="v4-recipes: training images per class")
+    bench.add_argument("--epochs", type=int, default=11, help="v4-recipes: epochs per recipe")
     ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
     ddpm.add_argument("--minutes", type=float, default=12.0, help="training time budget")
     ddpm.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             benchmarks.bench_data(args.source)
         elif args.what == "v4-designs":
             benchmarks.bench_v4_designs(args.seconds, source=args.source)
+        elif args.what == "v4-recipes":
+            benchmarks.bench_v4_recipes(args.per_class, args.epochs, source=args.source)
         else:
             getattr(benchmarks, f"bench_{args.what}")()
         return 0

@@ -139,3 +139,16 @@ def test_v4_design_race_gives_each_design_its_time_and_a_validation_score(cifake
     assert [row["design"] for row in rows] == ["tiny", "small"]
     assert all(0 <= row["val_acc"] <= 1 and row["images"] >= 2 and row["images_per_s"] > 0 for row in rows)
     assert "val acc" in capsys.readouterr().out
+
+
+def test_v4_recipe_race_trains_each_recipe_on_the_same_images_and_rejects_unknown_options(cifake_folder, capsys):
+    from dfd_utils import bench
+
+    recipes = {"flip": {}, "smoothing": {"label_smoothing": 0.1}}
+    rows = bench.bench_v4_recipes(per_class=4, epochs=1, recipes=recipes, val_per_class=2, source=cifake_folder)
+    assert [row["recipe"] for row in rows] == ["flip", "smoothing"]
+    assert {row["images"] for row in rows} == {8} and all(0 <= row["val_acc"] <= 1 for row in rows)
+    assert "flip-averaged" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="augment"):
+        bench.bench_v4_recipes(per_class=4, epochs=1, recipes={"bad": {"augment": "rotate"}}, val_per_class=2,
+                               source=cifake_folder)
