@@ -83,6 +83,7 @@ V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn",
     "w16 d2 s4": {"width": 16, "depth": 2, "stages": 4},
     "w24 d2 s4": {"width": 24, "depth": 2, "stages": 4},
 }
+V4_SHAPE = V4_DESIGNS["w16 d2 s4"]  # the race's winner: notebook 04's WIDTH, DEPTH, STAGES
 
 
 def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
@@ -92,7 +93,7 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
     from .runtime import device, precision
 
     sample = data.load_cifake("train", progress=False).per_class(images // 2)
-    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w16 d2 s4": ("detector_cnn", V4_DESIGNS["w16 d2 s4"])}
+    builds = {"V3 cifake_cnn": ("cifake_cnn", {}), "V4 detector_cnn w16 d2 s4": ("detector_cnn", V4_SHAPE)}
     precisions = ["fp32"] + (["bf16"] if precision("auto", device()) == "bf16" else [])
     rows = []
     for label, (name, config) in builds.items():
@@ -163,7 +164,7 @@ def bench_v4_recipes(per_class: int = 15000, epochs: int = 11, recipes: dict[str
     rows = []
     for name, changes in (recipes or V4_RECIPES).items():
         seed_everything(0)
-        model = models.create_model("detector_cnn", **V4_DESIGNS["w16 d2 s4"])
+        model = models.create_model("detector_cnn", **V4_SHAPE)
         history = train.fit(model, subset, epochs=epochs, progress=False, **{**V4_OPTIONS, **changes})
         scores, _ = train.predict(model, val_set, progress=False, flip_average=True)
         val_acc = float(((scores >= 0.5) == val_set.labels).mean())
