@@ -1,5 +1,10 @@
 """dfd_utils: shared, tested code behind the deepfake-detection notebooks.
 
+Three layers (README, "Layout"): tools at the bottom (paths, runtime, weights, data, loaders,
+models, training, inference, distances, metrics, scores, plots, runs, detectors, references,
+robustness), one module per method above them in `dfd_utils.methods` (importing tools only),
+and orchestration on top (runner, cli, bench, report).
+
 `import dfd_utils as du` is cheap and has no side effects: submodules (and torch) load on
 first use, e.g. `du.load_cifake(...)` or `du.metrics.evaluate(...)`.
 """
@@ -9,13 +14,14 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("paths", "runtime", "data", "loaders", "audit", "metrics", "plots", "runs",
-               "profiles", "runner", "bench", "cli", "models", "train", "evaluation", "explain",
-               "weights", "aeroblade", "probing", "reconstruction", "finetune", "robustness", "dire")
+TOOLS = ("paths", "runtime", "weights", "profiles", "data", "loaders", "models", "training", "inference",
+         "distances", "features", "metrics", "scores", "plots", "runs", "detectors", "references", "robustness")
+ORCHESTRATION = ("runner", "cli", "bench", "report", "scoring")
+_SUBMODULES = (*TOOLS, "methods", *ORCHESTRATION)
 _SHORTCUTS = {  # du.<name> → the module that defines it
     "device": "runtime", "seed_everything": "runtime",
-    "load_cifake": "data", "load_folder": "data", "deduplicate": "data", "ImageSet": "data",
-    "DataError": "data", "evaluate": "metrics", "start_run": "runs",
+    "load_cifake": "data", "load_folder": "data", "deduplicate": "data", "ImageSet": "data", "cifake_splits": "data",
+    "DataError": "data", "evaluate": "metrics", "start_run": "runs", "Scores": "scores",
 }
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS]

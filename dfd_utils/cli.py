@@ -1,4 +1,4 @@
-"""Command line: `python -m dfd_utils run|data|bench …` (also installed as `dfd`)."""
+"""Command line: `python -m dfd_utils run|data|score|leaderboard|bench|race|train-ddpm …` (also installed as `dfd`)."""
 from __future__ import annotations
 
 import argparse
@@ -18,12 +18,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run")
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
-    bench = commands.add_parser("bench", help="print speed/memory figures")
-    bench.add_argument("what", choices=("data", "dire", "training", "v4-designs", "v4-recipes"))
+    bench = commands.add_parser("bench", help="print speed/memory figures (and the CPU they were measured on)")
+    bench.add_argument("what", choices=("data", "dire", "training"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
-    bench.add_argument("--seconds", type=float, default=200, help="v4-designs: training time per design")
-    bench.add_argument("--per-class", type=int, default=15000, help="v4-recipes: training images per class")
-    bench.add_argument("--epochs", type=int, default=11, help="v4-recipes: epochs per recipe")
+    race = commands.add_parser("race", help="rerun a model-selection race of notebook 04 and save its table")
+    race.add_argument("what", choices=("v4-designs", "v4-recipes"))
+    race.add_argument("--profile", default="default", choices=("smoke", "default", "full"),
+                      help="the table goes to results/<profile>/races/")
+    race.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
+    race.add_argument("--seconds", type=float, default=200, help="v4-designs: training time per design")
+    race.add_argument("--per-class", type=int, default=15000, help="v4-recipes: training images per class")
+    race.add_argument("--epochs", type=int, default=11, help="v4-recipes: epochs per recipe")
     ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
     ddpm.add_argument("--minutes", type=float, default=12.0, help="training time budget")
     ddpm.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")
@@ -60,15 +65,20 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.what == "data":
             benchmarks.bench_data(args.source)
-        elif args.what == "v4-designs":
-            benchmarks.bench_v4_designs(args.seconds, source=args.source)
-        elif args.what == "v4-recipes":
-            benchmarks.bench_v4_recipes(args.per_class, args.epochs, source=args.source)
         else:
             getattr(benchmarks, f"bench_{args.what}")()
         return 0
+    if args.command == "race":
+        from .methods import detector_cnn
+        from .runs import save_race
+
+        table = (detector_cnn.race_designs(args.seconds, source=args.source) if args.what == "v4-designs" else
+                 detector_cnn.race_recipes(args.per_class, args.epochs, source=args.source))
+        print(f"saved → {save_race(table, args.what, args.profile, vars(args))}")
+        return 0
     if args.command == "train-ddpm":
-        from . import data, dire
+        from . import data
+        from .methods import dire
 
         train = data.load_cifake("train")
         unet, record = dire.train_ddpm(train.images[train.labels == 0], minutes=args.minutes,

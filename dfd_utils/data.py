@@ -34,11 +34,19 @@ __all__ = [
     "CLASSES",
     "DataError",
     "ImageSet",
+    "Source",
+    "class_members",
+    "read_members",
+    "file_digest",
+    "pool_context",
+    "fit_size",
     "concatenate",
     "resolve_cifake",
     "load_cifake",
     "load_folder",
     "deduplicate",
+    "Splits",
+    "cifake_splits",
 ]
 
 CLASSES = ("REAL", "FAKE")  # index = label: 0 REAL, 1 FAKE
@@ -153,7 +161,7 @@ def resolve_cifake(source: str | Path | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- listing a source
-class _Source:
+class Source:
     """Uniform listing and reading for a folder or a zip."""
 
     def __init__(self, path: Path):
@@ -185,7 +193,7 @@ def _ignored(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
-def _class_members(members: list[str], split: str | None, where: Path) -> dict[str, list[str]]:
+def class_members(members: list[str], split: str | None, where: Path) -> dict[str, list[str]]:
     """Sorted member names per class for `split`, checking the folder layout."""
     by_class: dict[str, list[str]] = {c: [] for c in CLASSES}
     splits_seen = set()
@@ -212,7 +220,7 @@ def _class_members(members: list[str], split: str | None, where: Path) -> dict[s
 
 
 # --------------------------------------------------------------------------- decoding
-def _fit_size(image: Image.Image, size: int) -> Image.Image:
+def fit_size(image: Image.Image, size: int) -> Image.Image:
     """Centre-crop to a square, then resize to size x size (bicubic): the stated resize policy."""
     width, height = image.size
     side = min(width, height)
@@ -236,7 +244,7 @@ def _decode(data: bytes, name: str, shape: tuple[int, int] | None, resize: int |
             return None, f"mode {image.mode}, not RGB (pass convert_mode=True to convert it)"
         image = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
     if resize:
-        image = _fit_size(image, resize)
+        image = fit_size(image, resize)
     elif shape and image.size != (shape[1], shape[0]):
         return None, (f"size {image.size[0]}x{image.size[1]}, expected {shape[1]}x{shape[0]} "
                       "like the first image (pass size=N to centre-crop and resize)")
@@ -275,7 +283,7 @@ def _decode_chunk(path: str, is_zip: bool, names: list[str], shape: tuple[int, i
     return images, digests, failures, kept
 
 
-def _first_shape(source: _Source, names: list[str], resize: int | None, convert_mode: bool):
+def _first_shape(source: Source, names: list[str], resize: int | None, convert_mode: bool):
     """The image shape every other image must match (the first decodable image's)."""
     if resize:
         return (resize, resize)
@@ -286,12 +294,12 @@ def _first_shape(source: _Source, names: list[str], resize: int | None, convert_
     raise DataError(f"None of the first 50 files in {source.path} could be decoded (e.g. {names[0]}).")
 
 
-def _pool_context():
+def pool_context():
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     return multiprocessing.get_context(method)
 
 
-def _decode_all(source: _Source, names: list[str], shape, resize, convert_mode, workers, progress):
+def _decode_all(source: Source, names: list[str], shape, resize, convert_mode, workers, progress):
     chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
     args = [(str(source.path), source.is_zip, chunk, shape, resize, convert_mode) for chunk in chunks]
     bar = tqdm(total=len(names), desc=f"decoding {source.path.name}", unit="img", disable=not progress)
@@ -301,7 +309,7 @@ def _decode_all(source: _Source, names: list[str], shape, resize, convert_mode, 
             results.append(_decode_chunk(*arg))
             bar.update(len(arg[2]))
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
             for arg, result in zip(args, pool.map(_decode_chunk, *zip(*args))):
                 results.append(result)
                 bar.update(len(arg[2]))
@@ -310,7 +318,7 @@ def _decode_all(source: _Source, names: list[str], shape, resize, convert_mode, 
 
 
 # --------------------------------------------------------------------------- cache
-def _cache_file(source: _Source, split: str | None, options: dict) -> Path:
+def _cache_file(source: Source, split: str | None, options: dict) -> Path:
     key = json.dumps({"path": str(source.path.resolve()), "fp": source.fingerprint(), "split": split,
                       "options": options, "version": CACHE_VERSION}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -346,12 +354,12 @@ def load_folder(source: str | Path, split: str | None = None, *, size: int | Non
     convert_mode: convert grayscale / RGBA / palette images to RGB instead of failing.
     skip_invalid: drop unusable files (listed in `.skipped`) instead of raising DataError.
     """
-    src = _Source(Path(source))
+    src = Source(Path(source))
     options = {"size": size, "convert_mode": convert_mode, "skip_invalid": skip_invalid}
     cache_path = _cache_file(src, split, options)
     if cache and cache_path.exists():
         return _read_cache(cache_path)
-    by_class = _class_members(src.members(), split, src.path)
+    by_class = class_members(src.members(), split, src.path)
     names = by_class["REAL"] + by_class["FAKE"]
     labels = np.array([0] * len(by_class["REAL"]) + [1] * len(by_class["FAKE"]), dtype=np.int64)
     shape = _first_shape(src, names, size, convert_mode)
@@ -404,3 +412,38 @@ def deduplicate(image_set: ImageSet, reference: ImageSet | None = None) -> Image
     repeated = np.ones(len(image_set), dtype=bool)
     repeated[first] = False
     return image_set.take(~(leaked | repeated), f"{image_set.name}-dedup")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The sets every CIFAKE notebook starts from, chosen one way everywhere.
+
+    `fit` and `val` partition the (optionally subsampled) training split, stratified; `test`
+    is the official test split (optionally subsampled) and `test_dedup` the same without the
+    files that also occur in train or repeat within test. Model and threshold choices use
+    `val` (or other training images), never a test set.
+    """
+
+    train: ImageSet  # the whole training split: the reference for de-duplication
+    fit: ImageSet
+    val: ImageSet
+    test: ImageSet
+    test_dedup: ImageSet
+
+    @property
+    def tests(self) -> dict[str, ImageSet]:
+        """The evaluation sets by split name, as every metrics entry names them."""
+        return {"test": self.test, "test-dedup": self.test_dedup}
+
+    def used(self) -> tuple[ImageSet, ...]:
+        """What a run says it used (`Run.record_data`)."""
+        return (self.fit, self.val, self.test, self.test_dedup)
+
+
+def cifake_splits(source: str | Path | None = None, *, train_per_class: int = 0, val_fraction: float = 0.0,
+                  test_per_class: int = 0, seed: int = 0, **options) -> Splits:
+    """Load CIFAKE once and cut it into `Splits` (0 per class = all images); `options` go to `load_folder`."""
+    train = load_cifake("train", source, **options)
+    test = load_cifake("test", source, **options).per_class(test_per_class, seed)
+    fit, val = train.per_class(train_per_class, seed).split(val_fraction, seed)
+    return Splits(train, fit, val, test, deduplicate(test, train))

@@ -9,13 +9,18 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-__all__ = ["evaluate", "tpr_at_fpr", "threshold_at_fpr", "bootstrap_intervals", "METRIC_KEYS"]
+__all__ = ["evaluate", "tpr_at_fpr", "threshold_at_fpr", "bootstrap_intervals", "mean_interval", "paired_comparison",
+           "interval_verdict", "METRIC_TYPES", "METRIC_KEYS"]
 
-METRIC_KEYS = (
-    "n_real", "n_fake", "acc", "balanced_acc", "precision", "recall", "f1", "auroc", "ap",
-    "tpr_at_fpr_1pct", "tpr_at_fpr_5pct", "threshold",
-    "acc_ci_low", "acc_ci_high", "auroc_ci_low", "auroc_ci_high",
-)
+_RATE = (float,)
+_MAYBE_RATE = (float, type(None))  # intervals are null when evaluated without a bootstrap
+METRIC_TYPES: dict[str, tuple[type, ...]] = {  # what `evaluate` returns, key by key
+    "n_real": (int,), "n_fake": (int,), "acc": _RATE, "balanced_acc": _RATE, "precision": _RATE,
+    "recall": _RATE, "f1": _RATE, "auroc": _RATE, "ap": _RATE, "tpr_at_fpr_1pct": _RATE,
+    "tpr_at_fpr_5pct": _RATE, "threshold": _RATE,
+    "acc_ci_low": _MAYBE_RATE, "acc_ci_high": _MAYBE_RATE, "auroc_ci_low": _MAYBE_RATE, "auroc_ci_high": _MAYBE_RATE,
+}
+METRIC_KEYS = tuple(METRIC_TYPES)
 
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +108,67 @@ def evaluate(labels, scores, threshold: float = 0.5, n_boot: int = 1000, seed: i
         "tpr_at_fpr_5pct": tpr_at_fpr(labels, scores, 0.05),
         "threshold": float(threshold),
     }
-    if n_boot:
-        result.update(bootstrap_intervals(labels, scores, threshold, n_boot, seed))
+    result.update(bootstrap_intervals(labels, scores, threshold, n_boot, seed) if n_boot else
+                  dict.fromkeys(("acc_ci_low", "acc_ci_high", "auroc_ci_low", "auroc_ci_high")))
     return result
+
+
+def mean_interval(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap interval of per-item values (NaNs dropped; all NaN → NaNs)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)
+
+
+def _mcnemar_p(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar test: the discordant pairs are Binomial(n, 1/2) if A and B are equally accurate."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+
+
+def paired_comparison(labels, scores_a, scores_b, threshold_a: float, threshold_b: float, n_boot: int = 1000,
+                      seed: int = 0, level: float = 0.95) -> dict:
+    """A minus B on the same images: accuracy and AUROC differences with a paired bootstrap
+    interval (the images are resampled, within each class, and both detectors are scored on the
+    same resample) and McNemar's exact test for the accuracy difference."""
+    labels, scores_a = _check(labels, scores_a)
+    _, scores_b = _check(labels, scores_b)
+    correct_a = (scores_a >= threshold_a).astype(int) == labels
+    correct_b = (scores_b >= threshold_b).astype(int) == labels
+    rng = np.random.default_rng(seed)
+    acc_diffs, auroc_diffs = [], []
+    for start in range(0, n_boot, 100):
+        size = min(100, n_boot - start)
+        weights = np.zeros((size, len(labels)))
+        for label in (0, 1):
+            members = np.flatnonzero(labels == label)
+            np.add.at(weights, (np.arange(size)[:, None], members[rng.integers(0, len(members), (size, len(members)))]), 1.0)
+        acc_diffs.append(weights @ (correct_a.astype(float) - correct_b) / len(labels))
+        auroc_diffs.append(_weighted_auroc(labels, scores_a, weights) - _weighted_auroc(labels, scores_b, weights))
+    tail = 100 * (1 - level) / 2
+    acc_low, acc_high = np.percentile(np.concatenate(acc_diffs), [tail, 100 - tail])
+    auroc_low, auroc_high = np.percentile(np.concatenate(auroc_diffs), [tail, 100 - tail])
+    a_only, b_only = int((correct_a & ~correct_b).sum()), int((correct_b & ~correct_a).sum())
+    return {"n": int(len(labels)), "acc_diff": float(correct_a.mean() - correct_b.mean()),
+            "acc_diff_ci_low": float(acc_low), "acc_diff_ci_high": float(acc_high),
+            "auroc_diff": float(roc_auc_score(labels, scores_a) - roc_auc_score(labels, scores_b)),
+            "auroc_diff_ci_low": float(auroc_low), "auroc_diff_ci_high": float(auroc_high),
+            "only_a_correct": a_only, "only_b_correct": b_only, "mcnemar_p": _mcnemar_p(a_only, b_only)}
+
+
+def interval_verdict(low: float, high: float, reference: float, above: str = "above", below: str = "below",
+                     within: str = "consistent with") -> str:
+    """Which side of `reference` an interval lies on, in words; `within` when it contains it."""
+    if low > reference:
+        return above
+    if high < reference:
+        return below
+    return within

@@ -9,8 +9,8 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-__all__ = ["confusion", "roc_pr", "score_histogram", "scatter_by_class", "image_grid", "heatmaps", "lines", "training_curves", "table_heatmap",
-           "interval_bars", "CLASS_NAMES"]
+__all__ = ["confusion", "roc_pr", "score_histogram", "scatter_by_class", "image_grid", "side_by_side", "heatmaps", "lines",
+           "training_curves", "table_heatmap", "interval_bars", "reliability", "CLASS_NAMES"]
 
 CLASS_NAMES = ("REAL", "FAKE")
 matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
@@ -33,16 +33,24 @@ def confusion(labels, scores, threshold: float = 0.5, title: str = ""):
 
 
 def roc_pr(labels, scores_by_name: dict, title: str = ""):
-    """ROC (log-scaled FPR, so the 1% region is visible) and precision-recall curves."""
+    """ROC (log-scaled FPR, so the 1% region is visible) and precision-recall curves.
+
+    The log axis starts at 1 / n_REAL, the smallest false-positive rate the data can show, and
+    chance (TPR = FPR) is drawn as the curve it is on that axis; chance precision is the FAKE share.
+    """
+    labels = np.asarray(labels)
+    floor = 1 / max(int((labels == 0).sum()), 1)
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for name, scores in scores_by_name.items():
         fpr, tpr, _ = roc_curve(labels, scores)
         precision, recall, _ = precision_recall_curve(labels, scores)
-        roc_ax.plot(np.maximum(fpr, 1e-4), tpr, label=name)
+        roc_ax.plot(np.maximum(fpr, floor), tpr, label=name)
         pr_ax.plot(recall, precision, label=name)
-    roc_ax.plot([1e-4, 1], [1e-4, 1], ":", color="grey")
+    chance = np.geomspace(floor, 1, 200)
+    roc_ax.plot(chance, chance, ":", color="grey", label="chance (TPR = FPR)")
+    pr_ax.axhline(labels.mean(), ls=":", color="grey", label="chance")
     roc_ax.set(xscale="log", xlabel="false-positive rate (REAL called FAKE)", ylabel="true-positive rate",
-               title="ROC", xlim=(1e-4, 1))
+               title="ROC", xlim=(floor, 1), ylim=(0, 1.02))
     pr_ax.set(xlabel="recall (FAKE)", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
     for ax in (roc_ax, pr_ax):
         ax.legend(fontsize=8)
@@ -102,11 +110,27 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", scale: floa
     return fig
 
 
-def heatmaps(panels: dict, title: str = "", cmap: str = "magma", colorbar: bool = True):
-    """Side-by-side 2-D arrays (mean images, spectra, difference maps), one colour bar each."""
+def side_by_side(columns: dict, first_titles=None, title: str = "", scale: float = 1.3):
+    """One row per image: `columns` maps a column name to a sequence (row i shows item i of
+    each); `first_titles` (optional) replaces the first column's name row by row."""
+    names = list(columns)
+    rows = len(columns[names[0]])
+    first_titles = None if first_titles is None else list(first_titles)
+    tiles = [columns[name][i] for i in range(rows) for name in names]
+    titles = [(str(first_titles[i]) if first_titles is not None and j == 0 else name)
+              for i in range(rows) for j, name in enumerate(names)]
+    return image_grid(tiles, titles, ncols=len(names), title=title, scale=scale)
+
+
+def heatmaps(panels: dict, title: str = "", cmap: str = "magma", colorbar: bool = True, shared_scale: bool = False):
+    """Side-by-side 2-D arrays (mean images, spectra, difference maps), one colour bar each;
+    `shared_scale` puts every 2-D panel on one colour scale, so panels can be compared."""
+    flat = [np.asarray(a) for a in panels.values() if np.ndim(a) == 2]
+    limits = {"vmin": min(a.min() for a in flat), "vmax": max(a.max() for a in flat)} if shared_scale and flat else {}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
     for ax, (name, array) in zip(axes.flat, panels.items()):
-        shown = ax.imshow(array, cmap=None if np.ndim(array) == 3 else cmap, interpolation="nearest")
+        shown = ax.imshow(array, cmap=None if np.ndim(array) == 3 else cmap, interpolation="nearest",
+                          **(limits if np.ndim(array) == 2 else {}))
         ax.set_title(name, fontsize=9)
         ax.axis("off")
         if colorbar and np.ndim(array) == 2:
@@ -183,6 +207,25 @@ def interval_bars(table, x: str, y: str, low: str, high: str, hue: str, title: s
         ax.axhline(reference, color="black", ls=":", lw=1)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set(ylabel=y, title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def reliability(labels, probabilities_by_name: dict, bins: int = 10, title: str = ""):
+    """Reliability diagram: observed FAKE share against mean predicted probability per bin."""
+    labels = np.asarray(labels)
+    edges = np.linspace(0, 1, bins + 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for name, probabilities in probabilities_by_name.items():
+        probabilities = np.clip(np.asarray(probabilities, dtype=float), 0, 1)
+        index = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+        used = [b for b in range(bins) if (index == b).any()]
+        ax.plot([probabilities[index == b].mean() for b in used], [labels[index == b].mean() for b in used],
+                marker="o", label=name)
+    ax.set(xlabel="mean predicted FAKE probability", ylabel="observed FAKE share", title=title, xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8)
     fig.tight_layout()
     plt.close(fig)

@@ -17,6 +17,7 @@ import yaml
 
 from .paths import notebooks_dir, results_dir
 from .profiles import profile_params
+from .runtime import REPORT_ENV
 
 __all__ = ["NotebookJob", "plan", "run_notebooks", "parse_value", "ParameterError"]
 
@@ -79,6 +80,7 @@ def run_notebooks(profile: str = "default", only: list[str] | None = None, overr
     """Execute the planned notebooks in order; False (after saying why) at the first failure."""
     jobs = plan(profile, only, overrides)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    os.environ[REPORT_ENV] = "1"  # the kernels inherit it: no progress bars in the reports
     started = time.perf_counter()
     for index, job in enumerate(jobs, 1):
         job.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Run folders and the records every notebook leaves (DESIGN.md, "Records every run leaves").
 
 `start_run` seeds everything and writes `params.json` and `env.json` at once, so a run that
-later fails still says what it was asked to do and where. Metrics, predictions, figures and
-tables are then saved through the returned `Run`.
+later fails still says what it was asked to do and where. The notebook then records what its
+methods return through the `Run`: `Scores` values (metrics and predictions), the detector,
+figures and tables.
 """
 from __future__ import annotations
 
@@ -15,16 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import evaluate
+from .detectors import Detector, detectors_folder
 from .paths import results_dir
 from .runtime import device, environment, seed_everything
+from .scores import Scores
 
-__all__ = ["Run", "start_run", "notebook_params", "RECORD_KEYS"]
+__all__ = ["Run", "start_run", "notebook_params", "write_json", "save_race", "load_race", "RACES_FOLDER"]
 
-RECORD_KEYS = ("method", "variant", "split", "n_real", "n_fake", "acc", "balanced_acc",
-               "precision", "recall", "f1", "auroc", "ap", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct",
-               "threshold", "train_seconds", "infer_images_per_s", "pretrained",
-               "acc_ci_low", "acc_ci_high", "auroc_ci_low", "auroc_ci_high")
+RACES_FOLDER = "races"  # results/<profile>/races/: model-selection races, run apart from any notebook
 _PLAIN = (bool, int, float, str, type(None), list, tuple, dict)
 
 
@@ -85,36 +84,53 @@ class Run:
         """Say which data the run used (`data.json`): names, sources, counts, skipped files."""
         self.save_json("data.json", [s.describe() for s in image_sets])
 
-    def log_metrics(self, method: str, variant: str, split: str, labels, scores,
-                    threshold: float = 0.5, *, train_seconds: float | None = None,
-                    infer_images_per_s: float | None = None, pretrained: str = "none",
-                    n_boot: int = 1000, **extra) -> dict:
-        """Evaluate and add one entry to `metrics.json` (replacing the same method/variant/split)."""
-        metrics = evaluate(labels, scores, threshold, n_boot=n_boot, seed=int(self.params.get("SEED", 0)))
-        entry = {"method": method, "variant": variant, "split": split, **metrics,
-                 "train_seconds": train_seconds, "infer_images_per_s": infer_images_per_s,
-                 "pretrained": pretrained, **extra}
-        entry = {k: _clean(v) for k, v in entry.items()}
+    def record(self, scores: Scores, n_boot: int = 1000) -> dict:
+        """Add one `Scores` value to the records: its metrics entry in `metrics.json` (replacing
+        the same method/variant/split) and its per-image scores in `predictions.csv`."""
+        entry = {k: _clean(v) for k, v in scores.record(n_boot, seed=int(self.params.get("SEED", 0))).items()}
+        key = (scores.method, scores.variant, scores.split)
         path = self.folder / "metrics.json"
         entries = json.loads(path.read_text()) if path.exists() else []
-        entries = [e for e in entries if (e["method"], e["variant"], e["split"]) != (method, variant, split)]
-        self.save_json("metrics.json", entries + [entry])
+        self.save_json("metrics.json", [e for e in entries if (e["method"], e["variant"], e["split"]) != key] + [entry])
+        self._save_predictions(scores)
         return entry
+
+    def record_all(self, scores: list[Scores], n_boot: int = 1000) -> pd.DataFrame:
+        """`record` each value; their entries as a table."""
+        return pd.DataFrame([self.record(s, n_boot) for s in scores])
 
     def metrics_table(self) -> pd.DataFrame:
         path = self.folder / "metrics.json"
         return pd.DataFrame(json.loads(path.read_text()) if path.exists() else [])
 
-    def save_predictions(self, ids, labels, scores, variant: str) -> Path:
-        """Add one variant's per-image scores to `predictions.csv` (id,label,score,variant)."""
+    def _save_predictions(self, scores: Scores) -> Path:
+        """`predictions.csv`: id,label,score,variant,split for every recorded split."""
         path = self.folder / "predictions.csv"
-        new = pd.DataFrame({"id": np.asarray(ids), "label": np.asarray(labels).astype(int),
-                            "score": np.asarray(scores, dtype=float), "variant": variant})
+        new = pd.DataFrame({"id": np.asarray(scores.ids), "label": np.asarray(scores.labels).astype(int),
+                            "score": np.asarray(scores.scores, dtype=float), "variant": scores.variant,
+                            "split": scores.split})
         if path.exists():
-            old = pd.read_csv(path, dtype={"id": str, "variant": str})
-            new = pd.concat([old[old["variant"] != variant], new], ignore_index=True)
+            old = pd.read_csv(path, dtype={"id": str, "variant": str, "split": str})
+            new = pd.concat([old[(old["variant"] != scores.variant) | (old["split"] != scores.split)], new],
+                            ignore_index=True)
         new.to_csv(path, index=False)
         return path
+
+    def save_detector(self, detector: Detector) -> Path:
+        """Save a detector where `detectors.load(detector.name)` finds it: `<run>/detectors/<name>/`."""
+        return detector.save(detectors_folder(self.folder) / detector.name)
+
+    def summary(self, splits: tuple[str, ...] = ("test",)) -> str:
+        """One line per recorded metrics entry on `splits`: what a notebook prints last."""
+        table = self.metrics_table()
+        table = table[table["split"].isin(splits)] if not table.empty else table
+        if table.empty:
+            return f"{self.name}: no detector scores recorded."
+        return "\n".join(f"- {r.method} · {r.variant} · {r.split} (n = {r.n_real + r.n_fake:,}): accuracy {r.acc:.2%}"
+                         + (f" [{r.acc_ci_low:.2%}, {r.acc_ci_high:.2%}]" if pd.notna(r.acc_ci_low) else "")
+                         + f", AUROC {r.auroc:.4f}"
+                         + (f" [{r.auroc_ci_low:.4f}, {r.auroc_ci_high:.4f}]" if pd.notna(r.auroc_ci_low) else "")
+                         for r in table.itertuples())
 
     def save_figure(self, fig, name: str, dpi: int = 150):
         """Save under `figures/<name>.png` and return the figure, so the cell still shows it."""
@@ -143,3 +159,20 @@ def start_run(name: str, params: dict, profile: str | None = None) -> Run:
     run.save_json("params.json", params)
     run.save_json("env.json", environment(device(str(params.get("DEVICE", "auto")))))
     return run
+
+
+def save_race(table: pd.DataFrame, name: str, profile: str, args: dict) -> Path:
+    """A model-selection race's table (`<name>.csv`) and how and where it ran (`<name>.json`)."""
+    folder = results_dir(profile) / RACES_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / f"{name}.csv", index=False)
+    write_json(folder / f"{name}.json", {"race": name, "args": args, "env": environment(device("auto"))})
+    return folder / f"{name}.csv"
+
+
+def load_race(name: str, profile: str) -> tuple[pd.DataFrame, dict] | None:
+    """A saved race (table and record), or None if `python -m dfd_utils race <name>` has not run for `profile`."""
+    folder = results_dir(profile) / RACES_FOLDER
+    if not (folder / f"{name}.csv").exists():
+        return None
+    return pd.read_csv(folder / f"{name}.csv"), json.loads((folder / f"{name}.json").read_text())

@@ -13,7 +13,16 @@ import torch
 
 from .paths import project_root
 
-__all__ = ["device", "precision", "autocast", "seed_everything", "seeded_generator", "environment", "git_state"]
+__all__ = ["device", "precision", "autocast", "seed_everything", "seeded_generator", "environment", "git_state",
+           "interactive", "cpu", "REPORT_ENV"]
+
+REPORT_ENV = "DFD_REPORT"  # set by the runner: the code runs inside an executed report, not a live session
+
+
+def interactive() -> bool:
+    """False inside a notebook the runner executes: progress bars there would be frozen
+    widgets in the report, so long work prints no bar."""
+    return os.environ.get(REPORT_ENV, "") in ("", "0")
 
 RECORDED_PACKAGES = (
     "numpy", "pillow", "pandas", "scikit-learn", "matplotlib", "seaborn", "torch",
@@ -92,15 +101,23 @@ def git_state() -> dict:
     return {"commit": commit or None, "dirty": dirty if commit else None}
 
 
-def _cpu_name() -> str:
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that change training speed several-fold
+
+
+def _cpuinfo(field: str) -> str:
+    """The first `field` line of /proc/cpuinfo (Linux), or "" where there is none."""
     try:
         with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith(field)), "")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return ""
+
+
+def cpu() -> dict:
+    """The CPU model and which of `CPU_FLAGS` it has: every time in a report is measured on it."""
+    flags = set(_cpuinfo("flags").split())
+    return {"model": _cpuinfo("model name") or platform.processor() or platform.machine(),
+            "flags": {flag: flag in flags for flag in CPU_FLAGS}}
 
 
 def _version(package: str) -> str | None:
@@ -119,7 +136,8 @@ def environment(chosen_device: torch.device | None = None) -> dict:
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in RECORDED_PACKAGES},
         "device": str(chosen_device),
-        "cpu": _cpu_name(),
+        "cpu": cpu()["model"],
+        "cpu_flags": cpu()["flags"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

@@ -193,7 +193,7 @@ def test_loader_batches_and_augmentation(cifake_folder):
 # ------------------------------------------------------------------------------- real data
 @pytest.mark.cifake
 def test_real_cifake_counts_and_leakage(real_cifake):
-    from dfd_utils import audit
+    from dfd_utils.methods import audit
 
     train, test = du.load_cifake("train", real_cifake), du.load_cifake("test", real_cifake)
     assert (train.n_real, train.n_fake, test.n_real, test.n_fake) == (50000, 50000, 10000, 10000)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfd_utils import dire, weights
+from dfd_utils import weights
+from dfd_utils.methods import dire
 
 
 class GaussianOracle(nn.Module):
@@ -23,7 +24,7 @@ class GaussianOracle(nn.Module):
 
 
 def oracle() -> dire.Diffusion:
-    return dire.Diffusion(GaussianOracle(), dire.linear_alphas_cumprod(), "oracle", {})
+    return dire.Diffusion(GaussianOracle(), dire.linear_alphas_cumprod(), "oracle", {}, "hub")
 
 
 def test_inversion_then_reconstruction_returns_the_input_more_closely_with_more_steps():
@@ -50,7 +51,7 @@ def test_maps_are_float_batch_independent_and_exactly_the_difference():
 
 def test_identical_inputs_give_identical_maps():
     torch.manual_seed(0)
-    model = dire.Diffusion(dire.small_unet((16, 32)).eval(), dire.linear_alphas_cumprod(), "random", {})
+    model = dire.Diffusion(dire.small_unet((16, 32)).eval(), dire.linear_alphas_cumprod(), "random", {}, "hub")
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
     _, maps, _ = dire.dire(model, image.repeat(3, 0), steps=3, device="cpu")
     # equal up to float32 round-off: CPU kernels may treat batch rows differently, and the last

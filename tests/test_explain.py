@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from dfd_utils import explain, models
+from dfd_utils import models
+from dfd_utils.methods import explain
+from dfd_utils.metrics import mean_interval
 
 
 class LeftHalfModel(nn.Module):
@@ -18,6 +21,14 @@ class LeftHalfModel(nn.Module):
 
     def forward(self, x):
         return self.head(torch.relu(self.features(x * self.mask)).mean((2, 3)))
+
+
+class LeftDetailModel(nn.Module):
+    """p(FAKE) grows with the fine detail (|x - local mean|) of the left half only."""
+
+    def forward(self, x):
+        detail = (x - nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)).abs()[..., :16].mean((1, 2, 3))
+        return torch.stack([torch.zeros_like(detail), 40 * detail - 4], 1)
 
 
 def test_grad_cam_shapes_and_range():
@@ -62,18 +73,35 @@ def test_outcome_groups_partition():
 
 
 def test_deletion_insertion_curves():
-    torch.manual_seed(0)
-    model = LeftHalfModel().eval()
+    model = LeftDetailModel().eval()
     images = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     maps = np.zeros((6, 32, 32), np.float32)
     maps[:, :, :16] = 1  # the truth for this model
-    curves = explain.deletion_insertion(model, images, maps, np.ones(6, int), steps=4)
-    assert len(curves) == 2 * 2 * 5
-    full = curves[(curves.fraction == 1.0)]
-    # deleting everything gives the blurred image whatever the order
-    assert full.groupby("curve").probability.nunique().eq(1).all()
+    for replacement in explain.REPLACEMENTS:
+        curves = explain.deletion_insertion(model, images, maps, np.ones(6, int), steps=4, replacement=replacement)
+        assert len(curves) == 6 * 2 * 2 * 5  # images x orders x curves x steps
+        full = curves[curves.fraction == 1.0]
+        # deleting everything gives the replacement image whatever the order
+        assert full.groupby(["curve", "image"]).probability.nunique().eq(1).all()
+        faithful = explain.faithfulness(curves, n_boot=200).set_index("curve")
+        assert faithful.loc["deletion", "ci_high"] < 0 < faithful.loc["insertion", "ci_low"]
+        assert all(explain.faithfulness_verdict(row, min_effect=0.0) == "faithful" for row in faithful.reset_index().itertuples())
+    random_maps = np.random.default_rng(3).random((6, 32, 32)).astype(np.float32)
+    random_curves = explain.deletion_insertion(model, images, random_maps, np.ones(6, int), steps=4)
+    verdicts = {explain.faithfulness_verdict(row) for row in explain.faithfulness(random_curves, n_boot=200).itertuples()}
+    assert "faithful" not in verdicts  # random maps must not pass as faithful
+
+
+def test_empty_cam_maps_are_counted_and_left_out_of_the_ratios():
+    images = np.random.default_rng(4).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    maps = np.zeros((4, 32, 32), np.float32)
+    maps[:2] = explain.border_mask(32, 4)  # two maps all on the frame, two empty
+    table = explain.cam_mass_table(maps, images, np.ones(4, int), np.ones(4, bool), border_width=4, n_boot=50)
+    border = table[(table["class"] == "FAKE") & table.correct & (table.region == "border")].iloc[0]
+    assert border.n == 4 and border.n_empty == 2
+    assert border.mass_ratio == pytest.approx(1 / explain.border_mask(32, 4).mean())  # empty maps would halve it
 
 
 def test_mean_interval_contains_mean():
-    mean, low, high = explain.mean_interval(np.random.default_rng(0).normal(size=500), 300)
+    mean, low, high = mean_interval(np.random.default_rng(0).normal(size=500), 300)
     assert low < mean < high

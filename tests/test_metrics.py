@@ -83,3 +83,38 @@ def test_bad_inputs():
         evaluate([1, 1], [0.1, 0.2])
     with pytest.raises(ValueError, match="0 \\(REAL\\) or 1"):
         evaluate([0, 2], [0.1, 0.2])
+
+
+def test_paired_comparison_resamples_images_and_mcnemar_counts_discordant_pairs():
+    from dfd_utils.metrics import paired_comparison
+
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(300), np.ones(300)].astype(int)
+    strong = labels + rng.normal(0, 0.6, 600)
+    weak = labels + rng.normal(0, 1.5, 600)
+    result = paired_comparison(labels, strong, weak, 0.5, 0.5, n_boot=300)
+    assert result["acc_diff_ci_low"] > 0 and result["auroc_diff_ci_low"] > 0 and result["mcnemar_p"] < 1e-3
+    correct_a, correct_b = (strong >= 0.5) == labels, (weak >= 0.5) == labels
+    assert result["only_a_correct"] == int((correct_a & ~correct_b).sum())
+    same = paired_comparison(labels, strong, strong, 0.5, 0.5, n_boot=100)
+    assert same["acc_diff"] == 0 and same["acc_diff_ci_low"] == same["acc_diff_ci_high"] == 0 and same["mcnemar_p"] == 1
+
+
+def test_interval_verdict_follows_the_interval():
+    from dfd_utils.metrics import interval_verdict
+
+    assert interval_verdict(0.51, 0.52, 0.5) == "above"
+    assert interval_verdict(0.40, 0.49, 0.5) == "below"
+    assert interval_verdict(0.49, 0.52, 0.5) == "consistent with"
+
+
+def test_sign_and_real_calibration_are_chosen_on_the_data_given():
+    from dfd_utils.scores import calibrate_on_real, choose_sign
+
+    labels = np.r_[np.zeros(50), np.ones(50)].astype(int)
+    lower_is_fake = -labels + np.random.default_rng(0).normal(0, 0.3, 100)
+    assert choose_sign(labels, lower_is_fake) == -1 and choose_sign(labels, -lower_is_fake) == 1
+    with pytest.raises(ValueError, match="REAL and FAKE"):
+        choose_sign(np.zeros(5), np.arange(5))
+    threshold = calibrate_on_real(np.arange(100.0), 0.05, "reference REAL images")
+    assert (np.arange(100.0) >= threshold.value).sum() == 5 and threshold.rule == "at most 5% of 100 reference REAL images flagged"

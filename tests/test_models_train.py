@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import dfd_utils as du
-from dfd_utils import models, train as training
+from dfd_utils import inference, models, training
 
 
 @pytest.mark.parametrize("blocks,filters,dense", [(1, 16, 1), (2, 32, 2), (3, 8, 3)])
@@ -45,7 +45,7 @@ def test_unknown_model_and_argument():
 
 def test_save_and_load_round_trip(tmp_path):
     model = models.create_model("detector_cnn", width=8).eval()
-    models.save_model(model, tmp_path / "m", "detector_cnn", {"width": 8})
+    models.save_model(model, tmp_path / "m")
     loaded = models.load_model(tmp_path / "m")
     x = torch.rand(3, 3, 32, 32)
     torch.testing.assert_close(model(x), loaded(x))
@@ -60,8 +60,8 @@ def test_fit_learns_a_separable_fixture(cifake_folder):
     history = training.fit(model, train_set, test, epochs=8, batch_size=8, lr=3e-3, progress=False)
     assert history.table.train_loss.iloc[-1] < history.table.train_loss.iloc[0]
     assert history.rows[-1]["val_acc"] >= 0.9 and history.images_per_s > 0
-    scores, speed = training.predict(model, test, batch_size=7, progress=False)
-    scores_big, _ = training.predict(model, test, batch_size=1000, progress=False)
+    scores, speed = inference.predict(model, test, batch_size=7)
+    scores_big, _ = inference.predict(model, test, batch_size=1000)
     np.testing.assert_allclose(scores, scores_big, atol=1e-5)  # batching does not change scores
     assert scores.shape == (len(test),) and ((scores >= 0) & (scores <= 1)).all() and speed > 0
 
@@ -123,8 +123,8 @@ class _LeftBright(nn.Module):
 
 def test_flip_average_is_the_mean_of_an_image_and_its_mirror(cifake_folder):
     test = du.load_cifake("test", cifake_folder)
-    plain, _ = training.predict(_LeftBright(), test, progress=False)
-    averaged, _ = training.predict(_LeftBright(), test, progress=False, flip_average=True)
+    plain, _ = inference.predict(_LeftBright(), test)
+    averaged, _ = inference.predict(_LeftBright(), test, flip_average=True)
     mirrored = 1 - plain  # sigmoid(-z) for the mirror
     np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
     np.testing.assert_allclose(averaged, 0.5, atol=1e-6)
@@ -132,23 +132,76 @@ def test_flip_average_is_the_mean_of_an_image_and_its_mirror(cifake_folder):
 
 
 def test_v4_design_race_gives_each_design_its_time_and_a_validation_score(cifake_folder, capsys):
-    from dfd_utils import bench
+    from dfd_utils.methods import detector_cnn
 
     designs = {"tiny": {"width": 4, "depth": 1, "stages": 2}, "small": {"width": 8, "depth": 1, "stages": 3}}
-    rows = bench.bench_v4_designs(seconds=0.05, designs=designs, val_per_class=2, batch_size=8, source=cifake_folder)
+    rows = detector_cnn.race_designs(seconds=0.05, designs=designs, val_per_class=2, batch_size=8, source=cifake_folder).to_dict("records")
     assert [row["design"] for row in rows] == ["tiny", "small"]
     assert all(0 <= row["val_acc"] <= 1 and row["images"] >= 2 and row["images_per_s"] > 0 for row in rows)
     assert "val acc" in capsys.readouterr().out
 
 
 def test_v4_recipe_race_trains_each_recipe_on_the_same_images_and_rejects_unknown_options(cifake_folder, capsys):
-    from dfd_utils import bench
+    from dfd_utils.methods import detector_cnn
 
     recipes = {"flip": {}, "smoothing": {"label_smoothing": 0.1}}
-    rows = bench.bench_v4_recipes(per_class=4, epochs=1, recipes=recipes, val_per_class=2, source=cifake_folder)
+    rows = detector_cnn.race_recipes(per_class=4, epochs=1, recipes=recipes, val_per_class=2, source=cifake_folder).to_dict("records")
     assert [row["recipe"] for row in rows] == ["flip", "smoothing"]
     assert {row["images"] for row in rows} == {8} and all(0 <= row["val_acc"] <= 1 for row in rows)
     assert "flip-averaged" in capsys.readouterr().out
     with pytest.raises(ValueError, match="augment"):
-        bench.bench_v4_recipes(per_class=4, epochs=1, recipes={"bad": {"augment": "rotate"}}, val_per_class=2,
+        detector_cnn.race_recipes(per_class=4, epochs=1, recipes={"bad": {"augment": "rotate"}}, val_per_class=2,
                                source=cifake_folder)
+
+
+class _SlowFirstCall(nn.Module):
+    """A tiny classifier whose first forward pass costs half a second, like kernel warm-up."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.calls = nn.Linear(3, 2), 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            import time
+            time.sleep(0.5)
+        return self.linear(x.mean((2, 3)))
+
+
+def test_training_speed_excludes_the_warm_up(cifake_folder):
+    train_set = du.load_cifake("train", cifake_folder)
+    speed = training.training_speed(_SlowFirstCall(), train_set, probe_images=16, batch_size=16)
+    assert speed > 16 / 0.5 * 4  # the half-second first pass would have capped it at 32 images/s
+
+
+def test_no_progress_bars_inside_an_executed_report(cifake_folder, monkeypatch, capsys):
+    train_set = du.load_cifake("train", cifake_folder, progress=False)
+    monkeypatch.setenv(du.runtime.REPORT_ENV, "1")
+    training.fit(models.create_model("cifake_cnn", filters=4), train_set, epochs=1, batch_size=16)
+    assert "epoch 1/1" not in capsys.readouterr().err
+    monkeypatch.setenv(du.runtime.REPORT_ENV, "0")
+    training.fit(models.create_model("cifake_cnn", filters=4), train_set, epochs=1, batch_size=16)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_notebook_04_defaults_are_the_raced_shape_and_options():
+    import papermill
+
+    from dfd_utils.methods import detector_cnn
+    from dfd_utils.paths import notebooks_dir
+
+    declared = {name: eval(p["default"]) for name, p in
+                papermill.inspect_notebook(str(notebooks_dir() / "04_cnn_gradcam.ipynb")).items()}
+    assert {k: declared[k.upper()] for k in detector_cnn.V4_SHAPE} == detector_cnn.V4_SHAPE
+    assert declared["BATCH_SIZE"] == detector_cnn.V4_OPTIONS["batch_size"]
+    assert declared["LR"] == detector_cnn.V4_OPTIONS["lr"] and declared["WEIGHT_DECAY"] == detector_cnn.V4_OPTIONS["weight_decay"]
+    assert declared["AUGMENT"] == detector_cnn.V4_RECIPES["flip + 2-px shifts"]["augment"]
+
+
+def test_seed_spread_trains_once_per_seed_and_scores_every_split(cifake_folder):
+    train_set, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
+    spread = training.seed_spread(lambda: models.create_model("cifake_cnn", filters=4), train_set,
+                                  {"test": test, "again": test}, [0, 1], epochs=1, batch_size=16, progress=False)
+    assert list(zip(spread.seed, spread.split)) == [(0, "test"), (0, "again"), (1, "test"), (1, "again")]
+    assert spread.acc.between(0, 1).all()

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import dfd_utils as du
-from dfd_utils import models, probing, robustness
+from dfd_utils import models, robustness
+from dfd_utils.methods import probing
 
 
 def test_probe_points_cover_stem_and_every_block():
@@ -49,11 +50,15 @@ def test_probe_curve_finds_the_informative_layer():
 
 def test_deciding_layers_reads_the_numbers():
     curves = pd.DataFrame({"model": "m", "scenario": ["clean"] * 3 + ["blur"] * 3, "depth": [0, 1, 2] * 2,
-                           "layer": ["stem", "layer1.0", "layer2.0"] * 2, "auroc": [0.6, 0.95, 0.955, 0.55, 0.6, 0.8]})
+                           "layer": ["stem", "layer1.0", "layer2.0"] * 2, "auroc": [0.6, 0.95, 0.955, 0.55, 0.6, 0.8],
+                           "auroc_ci_low": [0.55, 0.93, 0.94, 0.5, 0.55, 0.77],
+                           "auroc_ci_high": [0.65, 0.97, 0.97, 0.6, 0.65, 0.83], "protocol": "perturbed alike"})
     ablation = pd.DataFrame({"depth": [1, 2], "block": ["layer1.0", "layer2.0"], "auroc_drop": [0.2, 0.05],
                              "acc_drop": [0.1, 0.02]})
     text = probing.deciding_layers(curves, ablation, ablated_model="m")
     assert "from layer1.0 on" in text and "within 0.01 from layer2.0 — moved" in text
+    overlapping = curves.assign(auroc_ci_high=0.9)  # the clean-earliest layer's interval now reaches the new best
+    assert "same within intervals" in probing.deciding_layers(overlapping)
     assert "removing layer1.0 costs the most" in text and "agree on the deciding stage" in text
 
 

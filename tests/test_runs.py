@@ -1,12 +1,15 @@
 import json
 
+import pytest
+
 import matplotlib
 import numpy as np
 import pandas as pd
 
 import dfd_utils as du
 from dfd_utils import plots
-from dfd_utils.runs import RECORD_KEYS, notebook_params
+from dfd_utils.runs import notebook_params
+from dfd_utils.scores import RECORD_TYPES, Scores, Threshold
 
 
 def test_notebook_params_keeps_upper_case_plain_values():
@@ -24,17 +27,26 @@ def test_run_records(isolated_paths):
 
     labels = np.array([0, 0, 1, 1, 0, 1])
     scores = np.array([0.1, 0.6, 0.7, 0.9, 0.2, 0.4])
-    entry = run.log_metrics("m", "v1", "test", labels, scores, train_seconds=1.5, pretrained="none", n_boot=20)
-    run.log_metrics("m", "v2", "test", labels, 1 - scores, n_boot=20)
-    run.log_metrics("m", "v1", "test", labels, scores, n_boot=20)  # replaces, not duplicates
-    stored = json.loads((run.folder / "metrics.json").read_text())
-    assert [e["variant"] for e in stored] == ["v2", "v1"]
-    assert set(RECORD_KEYS) <= set(entry) and entry["acc"] == 4 / 6
+    ids = np.array([f"id{i}" for i in range(6)])
+    half = Threshold(0.5, "p >= 0.5")
 
-    run.save_predictions([f"id{i}" for i in range(6)], labels, scores, "v1")
-    run.save_predictions([f"id{i}" for i in range(6)], labels, 1 - scores, "v2")
+    def value(variant, split, s, **extra):
+        return Scores("m", variant, split, ids, s, half, labels, train_seconds=1.5, extra=extra)
+
+    entry = run.record(value("v1", "test", scores, train_precision="bf16"), n_boot=20)
+    run.record(value("v2", "test", 1 - scores), n_boot=20)
+    run.record(value("v1", "test-dedup", scores), n_boot=20)
+    run.record(value("v1", "test", scores, train_precision="bf16"), n_boot=20)  # replaces, not duplicates
+    stored = json.loads((run.folder / "metrics.json").read_text())
+    assert [(e["variant"], e["split"]) for e in stored] == [("v2", "test"), ("v1", "test-dedup"), ("v1", "test")]
+    assert set(RECORD_TYPES) <= set(entry) and entry["acc"] == 4 / 6
+    assert entry["precision"] == 2 / 3 and entry["train_precision"] == "bf16"  # the metric is never overwritten
+    assert entry["threshold_rule"] == "p >= 0.5"
+
     predictions = pd.read_csv(run.folder / "predictions.csv")
-    assert list(predictions.columns) == ["id", "label", "score", "variant"] and len(predictions) == 12
+    assert list(predictions.columns) == ["id", "label", "score", "variant", "split"] and len(predictions) == 18
+    assert set(predictions.split) == {"test", "test-dedup"}
+    assert "m · v1 · test (n = 6)" in run.summary()
 
     fig = run.save_figure(plots.confusion(labels, scores), "confusion")
     assert isinstance(fig, matplotlib.figure.Figure) and (run.figures / "confusion.png").stat().st_size > 1000
@@ -59,3 +71,21 @@ def test_device_and_seeding():
     a = torch.rand(3)
     du.seed_everything(5)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_extra_keys_may_not_overwrite_record_keys():
+    with pytest.raises(ValueError, match="precision"):
+        Scores("m", "v", "test", np.array(["a"]), np.array([0.5]), Threshold(0.5, "x"), np.array([1]),
+               extra={"precision": "bf16"})
+
+
+def test_roc_chance_is_tpr_equal_fpr_on_the_log_axis_from_one_over_n_real():
+    labels = np.r_[np.zeros(250), np.ones(50)].astype(int)
+    fig = plots.roc_pr(labels, {"a": np.random.default_rng(0).random(300)})
+    roc = fig.axes[0]
+    chance = next(line for line in roc.lines if line.get_label().startswith("chance"))
+    x, y = chance.get_data()
+    assert np.allclose(x, y) and len(x) > 50 and x.min() == pytest.approx(1 / 250)
+    assert roc.get_xscale() == "log" and roc.get_xlim()[0] == pytest.approx(1 / 250)
+    precision_chance = next(line for line in fig.axes[1].lines if line.get_label() == "chance")
+    assert np.allclose(precision_chance.get_ydata(), 50 / 300)

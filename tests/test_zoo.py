@@ -4,7 +4,7 @@ import torch
 
 import dfd_utils as du
 from dfd_utils import models, weights
-from dfd_utils.train import _optimizer, fit
+from dfd_utils.training import _optimizer, fit
 
 needs_cifar_resnet = pytest.mark.skipif(weights.find("cifar10_resnet/resnet20-12fca82f.th") is None,
                                         reason="../shared/weights (or DFD_WEIGHTS) not present")
@@ -13,8 +13,9 @@ needs_cifar_resnet = pytest.mark.skipif(weights.find("cifar10_resnet/resnet20-12
 @pytest.mark.parametrize("depth", [20, 56])
 def test_cifar_resnet_layout(depth):
     net = models.create_model("cifar_resnet", depth=depth)
-    stages = net.forward_stages(torch.rand(2, 3, 32, 32))
-    assert len(stages) == 1 + (depth - 2) // 2 and stages["layer3.0"].shape == (2, 64, 8, 8)
+    blocks = [name for name, _ in net.named_modules() if name.count(".") == 1 and name.startswith("layer")]
+    assert len(blocks) == (depth - 2) // 2
+    assert net.forward_features(torch.rand(2, 3, 32, 32)).shape == (2, 64, 8, 8)
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="depth must be one of"):
         models.create_model("cifar_resnet", depth=21)
@@ -56,32 +57,46 @@ def test_linear_probe_moves_only_the_head(cifake_folder):
     train = du.load_folder(cifake_folder, "train")
     model = models.create_model("zoo_detector", backbone="cifar_resnet20", strategy="linear")
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    head = model.head.weight.clone()
+    standardise, linear = model.head
+    assert isinstance(standardise, torch.nn.BatchNorm1d) and not standardise.affine  # a probe on standardised features
+    head = linear.weight.clone()
     fit(model, train, epochs=1, batch_size=16, progress=False)
     after = model.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics
-    assert not torch.equal(head, model.head.weight)
+    assert not torch.equal(head, linear.weight)
 
 
 def test_zoo_detector_save_load_round_trip(tmp_path):
     model = models.create_model("zoo_detector", backbone="mobilenetv3_small_100", input_size=32).eval()
-    models.save_model(model, tmp_path, "zoo_detector", {"backbone": "mobilenetv3_small_100", "input_size": 32})
+    models.save_model(model, tmp_path)
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(models.load_model(tmp_path)(x), model(x))
 
 
 @needs_cifar_resnet
 def test_compare_backbones_one_row_each_best_by_validation(cifake_folder, isolated_paths):
-    from dfd_utils import finetune
+    from dfd_utils.methods import cnn_zoo
 
     train_set, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
     fit_set, val_set = train_set.split(0.25)
-    run = du.start_run("99_zoo", {"PROFILE": "smoke"})
-    table, best_model, best = finetune.compare_backbones(
-        run, ["cifar_resnet20", "mobilenetv3_small_100"], fit_set, val_set, {"test": test},
-        strategies=("full", "linear"), n_boot=20, epochs=1, batch_size=8, precision="fp32")
-    # the scratch MobileNet's linear probe is skipped, not reported
-    assert list(zip(table.backbone, table.strategy)) == [
+    table, scores, best = cnn_zoo.compare_backbones(
+        ["cifar_resnet20", "mobilenetv3_small_100"], fit_set, val_set, {"test": test, "again": test},
+        strategies=("full", "linear"), epochs=1, batch_size=8, precision="fp32")
+    # the scratch MobileNet's linear probe is skipped, not reported; rows grouped by pretraining
+    assert sorted(zip(table.backbone, table.strategy)) == [
         ("cifar_resnet20", "full"), ("cifar_resnet20", "linear"), ("mobilenetv3_small_100", "full")]
-    assert set(table.precision) == {"fp32"} and table.pretrained.iloc[-1].startswith("none")
-    assert best["val_acc"] == table.val_acc.max() and isinstance(best_model, torch.nn.Module)
+    assert list(table.pretraining) == ["CIFAR-10", "CIFAR-10", "none (from scratch)"]
+    assert set(table.train_precision) == {"fp32"} and table.pretrained.iloc[-1].startswith("none")
+    assert len(scores) == 3 * 2 and {s.split for s in scores} == {"test", "again"}
+    best_row = table.loc[table.val_acc.idxmax()]
+    assert best.variant == f"{best_row.backbone} · {best_row.strategy} · 32px" and best.name == "v2"
+
+
+def test_cifar_stem_keeps_spatial_maps_at_every_stage():
+    from dfd_utils.methods import probing
+
+    model = models.create_model("zoo_detector", backbone="resnet18", stem="cifar").eval()
+    sizes = probing.stage_map_sizes({"m": model}, np.zeros((1, 32, 32, 3), np.uint8))
+    assert list(sizes["map"]) == ["32x32", "16x16", "8x8", "4x4"]
+    with pytest.raises(ValueError, match="ResNet-style"):
+        models.create_model("zoo_detector", backbone="mobilenetv3_small_100", stem="cifar")

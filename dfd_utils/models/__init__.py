@@ -17,7 +17,7 @@ from torch import nn
 from .autoencoders import TAEF2, ConvAutoencoder
 from .cifar_resnet import CifarResNet
 from .small_cnn import CifakeCNN, DetectorCNN
-from .zoo import ZooDetector, create_detector, pretrained_detector
+from .zoo import ZooDetector, pretrained_detector
 
 __all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN",
            "ConvAutoencoder", "TAEF2", "CifarResNet", "ZooDetector", "pretrained_detector"]
@@ -34,19 +34,25 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered architecture; unknown names or arguments are errors."""
+    """Build a registered architecture; unknown names or arguments are errors. The model keeps
+    the call that built it (`model.model_spec`), so `save_model` needs nothing else."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known: {list_models()}")
-    return _REGISTRY[name](**kwargs)
+    model = _REGISTRY[name](**kwargs)
+    model.model_spec = {"name": name, "config": dict(kwargs)}
+    return model
 
 
-def save_model(model: nn.Module, folder: Path, name: str, config: dict, extra: dict | None = None) -> Path:
+def save_model(model: nn.Module, folder: Path) -> Path:
     """Weights as safetensors plus the `create_model` call that rebuilds them (`model.json`)."""
+    spec = getattr(model, "model_spec", None)
+    if spec is None:
+        raise ValueError(f"{type(model).__name__} was not built by create_model, so it cannot be rebuilt from a file")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
-    (folder / "model.json").write_text(json.dumps({"name": name, "config": config, **(extra or {})}, indent=2))
+    (folder / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
     return folder
 
 
@@ -66,4 +72,4 @@ register("cifake_cnn", CifakeCNN)
 register("detector_cnn", DetectorCNN)
 register("conv_autoencoder", ConvAutoencoder)
 register("cifar_resnet", CifarResNet)
-register("zoo_detector", create_detector)
+register("zoo_detector", ZooDetector)

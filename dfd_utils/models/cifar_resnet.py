@@ -2,8 +2,7 @@
 
 Laid out so the pretrained files in `../shared/weights/cifar10_resnet` load key for key
 (`conv1`, `bn1`, `layer1..3`, `linear`); the shortcut is "option A" (parameter-free:
-subsample by 2 and zero-pad the new channels). `forward_stages` exposes the stem and every
-block for probing.
+subsample by 2 and zero-pad the new channels). Probing reads the blocks through hooks.
 """
 from __future__ import annotations
 
@@ -61,18 +60,8 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*(BasicBlock(c_in if i == 0 else planes, planes, stride if i == 0 else 1)
                                for i in range(blocks)))
 
-    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Feature maps after the stem and after every block, named `stem`, `layer1.0`, …"""
-        x = F.relu(self.bn1(self.conv1(x)))
-        out = {"stem": x}
-        for stage in ("layer1", "layer2", "layer3"):
-            for index, block in enumerate(getattr(self, stage)):
-                x = block(x)
-                out[f"{stage}.{index}"] = x
-        return out
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return list(self.forward_stages(x).values())[-1]
+        return self.layer3(self.layer2(self.layer1(F.relu(self.bn1(self.conv1(x))))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.forward_features(x).mean((2, 3)))

@@ -1,6 +1,6 @@
-"""The fit loop shared by every trained detector: AdamW or SGD, one-cycle or constant LR,
-optional bf16 mixed precision, per-epoch history with throughput, and batched prediction of
-fake-scores (optionally averaged with the mirrored image)."""
+"""The fit loop shared by every trained model: AdamW or SGD, one-cycle or constant LR,
+optional bf16 mixed precision, per-epoch history with throughput; training budgets in
+minutes (`epochs_within`) and equal-budget sweeps."""
 from __future__ import annotations
 
 import copy
@@ -14,10 +14,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ImageSet
+from .inference import predict
 from .loaders import make_loader, to_tensor
-from .runtime import autocast, precision as resolve_precision, device as pick_device
+from .runtime import autocast, interactive, precision as resolve_precision, device as pick_device
 
-__all__ = ["History", "fit", "training_speed", "epochs_within", "predict", "evaluate_loss", "reconstruction_loss", "sweep"]
+__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -40,6 +41,12 @@ class History:
     @property
     def images_per_s(self) -> float:
         return float(sum(r["images"] for r in self.rows) / max(self.train_seconds, 1e-9))
+
+    @property
+    def cost(self) -> dict:
+        """What training cost, as `Detector.score_set` keywords: seconds, speed, precision."""
+        return {"train_seconds": self.train_seconds, "train_images_per_s": self.images_per_s,
+                "train_precision": self.rows[-1]["precision"] if self.rows else None, "epochs": len(self.rows)}
 
 
 def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -76,7 +83,7 @@ def _scheduler(optimizer, name: str, steps: int):
 def evaluate_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
                   device: str | torch.device = "auto") -> tuple[float, float]:
     """Mean cross-entropy and accuracy (threshold 0.5) on a set."""
-    scores, _ = predict(model, image_set, batch_size, device, progress=False)
+    scores, _ = predict(model, image_set, batch_size, device)
     probs = np.clip(np.where(image_set.labels == 1, scores, 1 - scores), 1e-7, 1)
     return float(-np.log(probs).mean()), float(((scores >= 0.5) == image_set.labels).mean())
 
@@ -101,13 +108,14 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 5e-4, optimizer: str = "adamw",
         schedule: str = "onecycle", augment: str = "none", label_smoothing: float = 0.0,
         objective: str = "classify", precision: str = "fp32", seed: int = 0,
-        device: str | torch.device = "auto", progress: bool = True) -> History:
+        device: str | torch.device = "auto", progress: bool | None = None) -> History:
     """Train `model` and return the per-epoch history. `objective="classify"`: a 2-logit
     detector with cross-entropy; `"reconstruct"`: an autoencoder with MSE to its input.
 
     Tensors are channels-last (NHWC), which makes convolutions markedly faster on CPUs.
     `precision` is fp32, bf16 (autocast forward, fp32 weights) or auto (see
-    `runtime.precision`); each history row records the one used.
+    `runtime.precision`); each history row records the one used. `progress` (default: only
+    in an interactive session, never in an executed report) shows a bar per epoch.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
@@ -119,6 +127,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     sched = _scheduler(opt, schedule, epochs * len(loader))
     cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history = History()
+    progress = interactive() if progress is None else progress
     for epoch in range(1, epochs + 1):
         model.train()
         start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
@@ -154,11 +163,14 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
 
 def training_speed(model: nn.Module, train: ImageSet, probe_images: int = 4096, seed: int = 0,
                    **fit_options) -> float:
-    """Training images/s on this machine: a copy of `model` trains one epoch on `probe_images`
-    images of `train` with the same `fit_options` (batch size, precision, augmentation);
-    `model` itself is untouched."""
+    """Training images/s on this machine, warm: a copy of `model` trains two epochs on
+    `probe_images` images of `train` with the same `fit_options` (batch size, precision,
+    augmentation) and only the second is timed — the first pays for kernel selection and
+    allocator warm-up, which once made the probe read 40% of the true speed. `model` itself is
+    untouched."""
     probe_set = train.per_class(probe_images // 2, seed)
-    return fit(copy.deepcopy(model), probe_set, epochs=1, seed=seed, progress=False, **fit_options).images_per_s
+    history = fit(copy.deepcopy(model), probe_set, epochs=2, seed=seed, progress=False, **fit_options)
+    return float(history.rows[-1]["images_per_s"])
 
 
 def epochs_within(minutes: float, model: nn.Module, train: ImageSet, probe_images: int = 4096,
@@ -175,29 +187,6 @@ def epochs_within(minutes: float, model: nn.Module, train: ImageSet, probe_image
     return max(1, int(minutes * 60 * speed // len(train))), speed
 
 
-@torch.no_grad()  # not inference_mode: models moved here must stay usable for Grad-CAM
-def predict(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
-            device: str | torch.device = "auto", progress: bool = True,
-            flip_average: bool = False) -> tuple[np.ndarray, float]:
-    """Fake-probabilities (softmax of logit 1) for every image, and images per second.
-
-    `flip_average` averages each image's probability with its mirror's (test-time
-    augmentation for a model trained with flips; it halves the images per second). Always fp32.
-    """
-    device = pick_device(str(device))
-    model.to(device, memory_format=torch.channels_last).eval()
-    scores = []
-    start = time.perf_counter()
-    for begin in tqdm(range(0, len(image_set), batch_size), desc="predict", leave=False, disable=not progress):
-        batch = to_tensor(image_set.images[begin:begin + batch_size]).to(device, memory_format=torch.channels_last)
-        fake = torch.softmax(model(batch).float(), 1)[:, 1]
-        if flip_average:
-            fake = (fake + torch.softmax(model(batch.flip(3)).float(), 1)[:, 1]) / 2
-        scores.append(fake.cpu().numpy())
-    seconds = time.perf_counter() - start
-    return np.concatenate(scores) if scores else np.zeros(0), len(image_set) / max(seconds, 1e-9)
-
-
 def sweep(make_model, configs: list[dict], train: ImageSet, val: ImageSet, **fit_options) -> pd.DataFrame:
     """Train one model per config on `train`, score it on `val`; one row per config.
 
@@ -205,11 +194,31 @@ def sweep(make_model, configs: list[dict], train: ImageSet, val: ImageSet, **fit
     configuration gets the same budget.
     """
     rows = []
-    for config in tqdm(configs, desc="sweep"):
+    for config in tqdm(configs, desc="sweep", disable=not interactive()):
         model = make_model(**config)
         history = fit(model, train, **fit_options, progress=False)
         val_loss, val_acc = evaluate_loss(model, val)
         rows.append({**config, "params": sum(p.numel() for p in model.parameters()), "val_loss": val_loss,
                      "val_acc": val_acc, "train_seconds": history.train_seconds,
                      "train_images_per_s": history.images_per_s})
+    return pd.DataFrame(rows)
+
+
+def seed_spread(make_model, train: ImageSet, test_sets: dict[str, ImageSet], seeds: list[int], *,
+                flip_average: bool = False, **fit_options) -> pd.DataFrame:
+    """The same recipe trained once per seed (initialisation and shuffling), each scored on
+    every test set: one row per seed × split, so a reader sees how much of a difference between
+    two models one seed could make by itself."""
+    from .metrics import evaluate
+
+    rows = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = make_model()
+        history = fit(model, train, seed=seed, **fit_options)
+        for split, test in test_sets.items():
+            scores, _ = predict(model, test, flip_average=flip_average)
+            result = evaluate(test.labels, scores, 0.5, n_boot=0)
+            rows.append({"seed": seed, "split": split, "acc": result["acc"], "auroc": result["auroc"],
+                         "train_seconds": history.train_seconds, "epochs": len(history.rows)})
     return pd.DataFrame(rows)

@@ -23,17 +23,24 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .loaders import to_tensor
-from .paths import offline
-from .runtime import device as pick_device
-from .runtime import seeded_generator
-from .weights import WeightsError
+from ..data import ImageSet
+from ..detectors import ClassifierDetector, Detector
+from ..loaders import to_tensor
+from ..metrics import bootstrap_intervals
+from ..models import create_model, load_model, save_model
+from ..paths import offline, project_root
+from ..runtime import device as pick_device
+from ..scores import Scores, Threshold, argmax_threshold, choose_sign
+from ..training import fit
+from ..weights import WeightsError
 
-__all__ = ["HUB_MODEL", "CHECKPOINT", "Diffusion", "linear_alphas_cumprod", "small_unet", "train_ddpm", "save_diffusion", "load_diffusion",
-           "ddim_timesteps", "ddim_invert", "ddim_reconstruct", "dire", "map_set", "step_study", "cnn_detectors"]
+__all__ = ["METHOD", "HUB_MODEL", "CHECKPOINT", "Diffusion", "linear_alphas_cumprod", "small_unet", "train_ddpm",
+           "save_diffusion", "load_diffusion", "ddim_timesteps", "ddim_invert", "ddim_reconstruct", "dire", "map_set",
+           "mean_map_scores", "step_study", "train_map_cnns", "DireDetector"]
 
+METHOD = "DIRE"
 HUB_MODEL = "google/ddpm-cifar10-32"
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ddpm_cifake_real"
+CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ddpm_cifake_real"
 TRAIN_TIMESTEPS = 1000  # the DDPM noise schedule: linear betas 1e-4 … 0.02, as in Ho et al. 2020
 
 
@@ -45,6 +52,7 @@ class Diffusion:
     alphas_cumprod: torch.Tensor
     source: str
     record: dict
+    location: str  # what `load_diffusion` is given to find it again: a folder, or "hub"
 
 
 def linear_alphas_cumprod(timesteps: int = TRAIN_TIMESTEPS) -> torch.Tensor:
@@ -107,23 +115,31 @@ def save_diffusion(unet: nn.Module, record: dict, folder: Path = CHECKPOINT) -> 
     return folder
 
 
-def load_diffusion(folder: Path = CHECKPOINT, device: str | torch.device = "auto") -> Diffusion:
+def load_diffusion(folder: Path | None = CHECKPOINT, device: str | torch.device = "auto") -> Diffusion:
     """The project's checkpoint when present; online, `google/ddpm-cifar10-32`; otherwise an
     error that says how to train one (notebook 05 with `RETRAIN=True`)."""
     from diffusers import UNet2DModel
 
-    folder = Path(folder)
-    if (folder / "config.json").exists():
+    folder = Path(folder) if folder is not None else None  # None: the hub model only
+    if folder is not None and (folder / "config.json").exists():
         unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
         record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else {}
-        source = f"project: {folder} (trained on CIFAKE REAL train images)"
+        source, location = f"project: {_relative(folder)} (trained on CIFAKE REAL train images)", str(folder)
     elif not offline():
-        unet, record, source = UNet2DModel.from_pretrained(HUB_MODEL), {}, f"hub: {HUB_MODEL}"
+        unet, record, source, location = UNet2DModel.from_pretrained(HUB_MODEL), {}, f"hub: {HUB_MODEL}", "hub"
     else:
         raise WeightsError(f"no diffusion checkpoint in {folder} and offline, so {HUB_MODEL} cannot be fetched; "
                            "run notebook 05 with RETRAIN=True (or dire.train_ddpm + dire.save_diffusion) once")
     unet = unet.to(pick_device(str(device)), memory_format=torch.channels_last).eval().requires_grad_(False)
-    return Diffusion(unet, linear_alphas_cumprod(), source, record)
+    return Diffusion(unet, linear_alphas_cumprod(), source, record, location)
+
+
+def _relative(folder: Path) -> str:
+    """A path inside the checkout as it is spelled from the project root (records stay portable)."""
+    try:
+        return str(Path(folder).resolve().relative_to(project_root()))
+    except ValueError:
+        return str(folder)
 
 
 def ddim_timesteps(steps: int, total: int = TRAIN_TIMESTEPS) -> list[int]:
@@ -177,40 +193,93 @@ def dire(diffusion: Diffusion, images: np.ndarray, steps: int = 20, batch_size: 
 def map_set(image_set, maps: np.ndarray, name: str):
     """DIRE maps as an `ImageSet` for the CNN detector: |x - reconstruction| x 255, rounded to
     uint8 — the official DIRE stores its maps the same way, as lossless PNG."""
-    return dataclasses.replace(image_set, images=np.clip(np.round(maps * 255), 0, 255).astype(np.uint8), name=name)
+    return dataclasses.replace(image_set, images=_as_uint8(maps), name=name)
 
 
-def step_study(diffusion: Diffusion, images: np.ndarray, labels: np.ndarray, steps: list[int],
-               batch_size: int = 256) -> pd.DataFrame:
-    """Separation of the training-free score (mean DIRE) and seconds per image for each number of steps."""
-    from .metrics import evaluate
+def mean_map_scores(test_maps: np.ndarray, test: ImageSet, train_maps: np.ndarray, train: ImageSet, steps: int,
+                    threshold_of, seconds_per_image: float, pretrained: str, split: str = "test") -> Scores:
+    """The training-free score: the mean of the DIRE map, signed so that higher means FAKE on
+    the labelled training images (DIRE predicts that FAKE reconstructs better, i.e. a *lower*
+    mean; the sign checks it). `threshold_of(signed REAL training scores)` gives the threshold."""
+    train_mean, test_mean = train_maps.mean((1, 2, 3)), test_maps.mean((1, 2, 3))
+    sign = choose_sign(train.labels, train_mean)
+    threshold: Threshold = threshold_of(sign * train_mean[train.labels == 0])
+    return Scores(METHOD, f"mean map · {steps} steps", split, test.ids, sign * test_mean, threshold, test.labels,
+                  infer_images_per_s=1 / seconds_per_image, pretrained=pretrained,
+                  extra={"sign": sign, "ddim_steps": steps})
+
+
+def step_study(diffusion: Diffusion, images: np.ndarray, labels: np.ndarray, train_images: np.ndarray,
+               train_labels: np.ndarray, steps: list[int], batch_size: int = 256, n_boot: int = 1000) -> pd.DataFrame:
+    """Separation of the training-free score (signed mean DIRE, the sign chosen on the training
+    images for each number of steps) with a 95% bootstrap interval, and seconds per image."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     rows = []
     for count in steps:
+        sign = choose_sign(train_labels, dire(diffusion, train_images, count, batch_size)[1].mean((1, 2, 3)))
         _, maps, seconds = dire(diffusion, images, count, batch_size)
-        result = evaluate(labels, maps.mean((1, 2, 3)), n_boot=0)
-        rows.append({"steps": count, "seconds_per_image": seconds, "auroc_mean_dire": result["auroc"],
-                     "ap_mean_dire": result["ap"]})
+        score = sign * maps.mean((1, 2, 3))
+        interval = bootstrap_intervals(labels, score, float(np.median(score)), n_boot)
+        rows.append({"steps": count, "n": len(labels), "sign": sign, "seconds_per_image": seconds,
+                     "auroc_mean_dire": roc_auc_score(labels, score), "auroc_ci_low": interval["auroc_ci_low"],
+                     "auroc_ci_high": interval["auroc_ci_high"], "ap_mean_dire": average_precision_score(labels, score)})
     return pd.DataFrame(rows)
 
 
-def cnn_detectors(run, train, test, train_maps: np.ndarray, test_maps: np.ndarray, diffusion_source: str, *,
-                  width: int = 16, n_boot: int = 1000, **fit_options) -> dict:
+def train_map_cnns(train: ImageSet, test: ImageSet, train_maps: np.ndarray, test_maps: np.ndarray,
+                   diffusion: Diffusion, steps: int, *, width: int = 16, name_prefix: str = "dire", **fit_options) -> dict[str, tuple[Scores, Detector]]:
     """The paper's detector (a `detector_cnn` on DIRE maps) and its control (the same CNN, same
-    budget, on the raw images), each trained, evaluated and recorded. Returns name → (metrics row, test scores)."""
-    from .evaluation import evaluate_detector
-    from .models import create_model
-    from .train import fit
-
+    budget, on the raw images), each trained and scored on the test images.
+    Returns name → (test `Scores`, detector); the map CNN's detector computes maps itself."""
     variants = {"DIRE maps": (map_set(train, train_maps, "train DIRE maps"), map_set(test, test_maps, "test DIRE maps")),
                 "raw images (control)": (train, test)}
     results = {}
     for name, (fit_set, test_set) in variants.items():
         model = create_model("detector_cnn", width=width)
-        history = fit(model, fit_set, progress=False, **fit_options)
+        history = fit(model, fit_set, **fit_options)
         on_maps = name == "DIRE maps"
-        metrics, scores = evaluate_detector(run, model, {"test": test_set}, "DIRE" if on_maps else "DIRE control",
-                                            f"CNN on {name}", history, n_boot=n_boot,
-                                            pretrained=diffusion_source if on_maps else "none")
-        results[name] = (metrics.iloc[0], scores["test"])
+        common = {"method": METHOD if on_maps else "DIRE control", "variant": f"CNN on {name}",
+                  "pretrained": diffusion.source if on_maps else "none", "notebook": "05_dire"}
+        scoring = ClassifierDetector(model, name=f"{name_prefix}-control", **common)
+        scores = scoring.score_set(test_set, "test", **history.cost)
+        detector = DireDetector(diffusion, steps, model, name=name_prefix, **common) if on_maps else scoring
+        results[name] = (scores.replace(ids=test.ids), detector)
     return results
+
+
+class DireDetector(Detector):
+    """DIRE end to end: invert and reconstruct each image with the diffusion model, then score
+    its DIRE map with the CNN trained on maps. 32x32 inputs (the diffusion model's size)."""
+
+    def __init__(self, diffusion: Diffusion, steps: int, classifier: nn.Module, *, threshold: Threshold | None = None,
+                 policy=None, batch_size: int = 256, **common):
+        from ..detectors import InputPolicy
+
+        super().__init__(threshold=threshold or argmax_threshold(), policy=policy or InputPolicy(32), **common)
+        self.diffusion, self.steps, self.classifier, self.batch_size = diffusion, steps, classifier.eval(), batch_size
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        _, maps, _ = dire(self.diffusion, images, self.steps, self.batch_size)
+        return ClassifierDetector(self.classifier, name="map-cnn", method=METHOD, variant="",
+                                  policy=self.policy).score(_as_uint8(maps))
+
+    def _options(self) -> dict:
+        return {"steps": self.steps, "diffusion": _relative(Path(self.diffusion.location))
+                if self.diffusion.location != "hub" else "hub", "batch_size": self.batch_size}
+
+    def _save_parts(self, folder: Path) -> None:
+        save_model(self.classifier, folder / "map_cnn")
+
+    @classmethod
+    def _load(cls, folder: Path, spec: dict, common: dict, device: str) -> "DireDetector":
+        options = spec["options"]
+        where = options["diffusion"]
+        location = Path(where) if Path(where).is_absolute() else project_root() / where
+        diffusion = load_diffusion(None if where == "hub" else location, device)
+        return cls(diffusion, options["steps"], load_model(folder / "map_cnn", device),
+                   batch_size=options["batch_size"], **common)
+
+
+def _as_uint8(maps: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(maps * 255), 0, 255).astype(np.uint8)

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, JpegImagePlugin
 
-from .data import CLASSES, ImageSet, _class_members, _pool_context, _Source, file_digest, read_members
+from ..data import CLASSES, ImageSet, Source, class_members, file_digest, pool_context, read_members
+from ..scores import Scores, argmax_threshold
 
-__all__ = ["counts_table", "file_size_detector", "file_facts", "duplicate_pairs", "duplicate_summary", "jpeg_quality", "jpeg_summary",
+__all__ = ["counts_table", "file_size_detector", "pixel_statistics", "pixel_statistics_detector", "shortcut_scores", "shortcut_verdict", "file_facts", "duplicate_pairs", "duplicate_summary", "jpeg_quality", "jpeg_summary",
            "channel_statistics", "mean_log_spectrum", "radial_profile", "high_frequency_energy"]
 
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0", -1: "unknown"}
@@ -63,12 +64,12 @@ def _facts_chunk(path: str, is_zip: bool, names: list[str]) -> list[dict]:
 
 def file_facts(source, split: str, workers: int | None = None) -> pd.DataFrame:
     """One row per file: split, class, size in bytes, content digest and JPEG settings."""
-    src = _Source(source)
-    by_class = _class_members(src.members(), split, src.path)
+    src = Source(source)
+    by_class = class_members(src.members(), split, src.path)
     names = by_class["REAL"] + by_class["FAKE"]
     chunks = [names[i:i + 4000] for i in range(0, len(names), 4000)]
     workers = workers or min(os.cpu_count() or 1, 8)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         rows = list(itertools.chain.from_iterable(
             pool.map(_facts_chunk, [str(src.path)] * len(chunks), [src.is_zip] * len(chunks), chunks)))
     facts = pd.DataFrame(rows)
@@ -187,6 +188,45 @@ def file_size_detector(train_facts: pd.DataFrame, test_facts: pd.DataFrame) -> n
 
     model = LogisticRegression().fit(features(train_facts), (train_facts["label"] == "FAKE").to_numpy())
     return model.predict_proba(features(test_facts))[:, 1]
+
+
+def pixel_statistics(images: np.ndarray, batch: int = 5000) -> np.ndarray:
+    """Per image: mean and standard deviation of each channel and the shares of clipped-black
+    (0) and clipped-white (255) values — 8 numbers, no spatial structure at all."""
+    rows = []
+    for start in range(0, len(images), batch):
+        pixels = images[start:start + batch].reshape(len(images[start:start + batch]), -1, 3).astype(np.float32)
+        rows.append(np.column_stack([pixels.mean(1), pixels.std(1), (pixels == 0).mean((1, 2)),
+                                     (pixels == 255).mean((1, 2))]))
+    return np.concatenate(rows) if rows else np.zeros((0, 8), np.float32)
+
+
+def pixel_statistics_detector(train: ImageSet, test: ImageSet) -> np.ndarray:
+    """Fake-probability of each test image from `pixel_statistics` alone (standardised logistic
+    regression fit on train): how far colour and clipping, a possible shortcut, go by themselves."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(pixel_statistics(train.images), train.labels)
+    return model.predict_proba(pixel_statistics(test.images))[:, 1]
+
+
+def shortcut_scores(name: str, variant: str, ids, labels, probabilities) -> Scores:
+    """A trivial baseline's test scores as a `Scores` value (decided at p >= 0.5)."""
+    return Scores(name, variant, "test", np.asarray(ids), np.asarray(probabilities, float), argmax_threshold(),
+                  np.asarray(labels))
+
+
+def shortcut_verdict(entry: dict) -> str:
+    """What a trivial baseline's AUROC interval says, in words that follow the interval: chance
+    only when it contains 0.5; otherwise a signal, called small below AUROC 0.6."""
+    low, high, auroc = entry["auroc_ci_low"], entry["auroc_ci_high"], entry["auroc"]
+    if low <= 0.5 <= high:
+        return "indistinguishable from chance (the interval contains 0.5): no label signal found"
+    strength = "a small but real" if abs(auroc - 0.5) < 0.1 else "a strong"
+    return f"{strength} label signal (the interval excludes 0.5) — a possible shortcut a detector could exploit"
 
 
 def high_frequency_energy(images: np.ndarray, batch: int = 5000) -> np.ndarray:

@@ -1,19 +1,22 @@
-"""AEROBLADE (Ricker et al., CVPR 2024): training-free detection by autoencoder reconstruction.
+"""Reconstruction distances, shared by every reconstruction method (V1, AEROBLADE, …).
 
-An image a latent diffusion model generated lies on its autoencoder's output manifold, so the
-autoencoder reconstructs it almost perfectly; a real photo it does not. The score is the LPIPS
-distance between the image and its reconstruction, minimised over several autoencoders (the
-paper's best distance: the second LPIPS-VGG layer). Here every LPIPS layer, their sum, and
-MSE/PSNR are measured at once, so one pass answers "which distance, which autoencoder".
+An image goes through one or more autoencoders ([0, 1] → [0, 1]); its distance to each
+reconstruction is measured as MSE, PSNR and LPIPS — every LPIPS layer and their sum — in one
+pass (`measure`). `ReconstructionDetector` turns the best reconstruction's distance into a
+fake-score with a sign fixed on training data, so V1 (error high = fake?) and AEROBLADE (error
+low = fake, the paper's claim) are one kind of detector with two recorded choices.
 
-Conventions: distances are low for FAKE; `score` turns them into "higher = more fake".
-Images are never resized unless `size` is given (bicubic with antialiasing, stated in records).
+LPIPS comes with its weights resolved offline-first (`load_lpips`), the pretrained
+autoencoders likewise (`load_autoencoders`): TAEF2 from local weights, the Stable Diffusion
+VAEs from the hub when online. Images are never resized unless `size` is given (bicubic with
+antialiasing, `resize`).
 """
 from __future__ import annotations
 
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,27 +24,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .detectors import Detector
 from .loaders import to_tensor
-from .metrics import tpr_at_fpr
-from .models import autoencoders, load_model
-from .paths import offline, results_dir
+from .models import autoencoders as architectures
+from .models import load_model, save_model
+from .paths import offline
 from .runtime import device as pick_device
 from .weights import WeightsError, find, load_state, require
 
-__all__ = ["Autoencoder", "HUB_AUTOENCODERS", "available_autoencoders", "load_autoencoder", "load_autoencoders", "load_lpips",
-           "lpips_maps", "resize", "measure", "Measured", "score", "separation_table", "log_scores",
-           "resolution_study", "example_tiles"]
+__all__ = ["Autoencoder", "HUB_AUTOENCODERS", "available_autoencoders", "load_autoencoder", "load_autoencoders",
+           "load_lpips", "lpips_maps", "resize", "measure", "Measured", "best_reconstruction", "DISTANCES",
+           "ReconstructionDetector", "example_tiles"]
 
-# name → (hub id, subfolder, diffusers class): the paper's autoencoders, loaded when online
+# name → (hub id, subfolder, diffusers class): AEROBLADE's autoencoders, loaded when online
 HUB_AUTOENCODERS = {
     "sd1-vae": ("CompVis/stable-diffusion-v1-1", "vae", "AutoencoderKL"),
     "sd2-vae": ("stabilityai/stable-diffusion-2-base", "vae", "AutoencoderKL"),
     "kandinsky21-movq": ("kandinsky-community/kandinsky-2-1", "movq", "VQModel"),
     "taesd": ("madebyollin/taesd", None, "AutoencoderTiny"),
 }
-LOCAL_AUTOENCODERS = ("taef2", "v1")
-V1_RUN = "01_autoencoder"  # notebook 01's record folder, which holds the V1 model
 SQUEEZE_SLICES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 6, 12: 7}
+DISTANCES = ("mse", "psnr", "lpips")  # plus lpips_1 … lpips_L, one per LPIPS layer
 
 
 @dataclass
@@ -52,6 +55,10 @@ class Autoencoder:
     module: nn.Module
     source: str
     fixed_size: int | None = None  # the only input size it accepts, or None for any multiple of 8
+
+    def frozen(self, device: str | torch.device = "auto") -> "Autoencoder":
+        self.module.to(pick_device(str(device))).eval().requires_grad_(False)
+        return self
 
 
 class _DiffusersAutoencoder(nn.Module):
@@ -69,17 +76,11 @@ class _DiffusersAutoencoder(nn.Module):
 
 
 def _load_taef2() -> Autoencoder:
-    model = autoencoders.TAEF2()
+    model = architectures.TAEF2()
     for part in ("encoder", "decoder"):
         path = require(f"taef2/taef2_{part}.pth", "TAEF2 weights", "https://github.com/madebyollin/taesd")
         getattr(model, part).load_state_dict(load_state(path), strict=True)
     return Autoencoder("taef2", model, f"local: {path.parent}")
-
-
-def _load_v1(profile: str) -> Autoencoder:
-    folder = results_dir(profile) / V1_RUN / "model"
-    model = load_model(folder)  # a clear error if notebook 01 has not been run for this profile
-    return Autoencoder("v1", model, f"project: {folder}", fixed_size=model.image_size)
 
 
 def _load_hub(name: str) -> Autoencoder:
@@ -93,52 +94,47 @@ def _load_hub(name: str) -> Autoencoder:
     return Autoencoder(name, _DiffusersAutoencoder(model), f"hub: {hub_id}" + (f"/{subfolder}" if subfolder else ""))
 
 
-def available_autoencoders(profile: str) -> list[str]:
-    """What `AUTOENCODERS = "auto"` means here: the paper's hub models when online, TAEF2 when
-    its weights are local, and V1 when notebook 01 has saved it for this profile."""
+def available_autoencoders() -> list[str]:
+    """The pretrained autoencoders reachable here: the hub models when online, TAEF2 when its
+    weights are local."""
     names = [] if offline() else list(HUB_AUTOENCODERS)
-    if find("taef2/taef2_encoder.pth"):
-        names.append("taef2")
-    if (results_dir(profile) / V1_RUN / "model" / "model.json").exists():
-        names.append("v1")
-    return names
+    return names + (["taef2"] if find("taef2/taef2_encoder.pth") else [])
 
 
-def _known() -> tuple[str, ...]:
-    return (*LOCAL_AUTOENCODERS, *HUB_AUTOENCODERS)
-
-
-def load_autoencoder(name: str, profile: str = "default", device: str | torch.device = "auto") -> Autoencoder:
-    """One of `taef2`, `v1` (notebook 01's, for `profile`) or a `HUB_AUTOENCODERS` name, in eval mode."""
+def load_autoencoder(name: str, device: str | torch.device = "auto") -> Autoencoder:
+    """`taef2` (local weights) or a `HUB_AUTOENCODERS` name, in eval mode and frozen."""
     if name == "taef2":
         autoencoder = _load_taef2()
-    elif name == "v1":
-        autoencoder = _load_v1(profile)
     elif name in HUB_AUTOENCODERS:
         autoencoder = _load_hub(name)
     else:
-        raise ValueError(f"unknown autoencoder {name!r}; known: {', '.join(_known())}")
-    autoencoder.module.to(pick_device(str(device))).eval().requires_grad_(False)
-    return autoencoder
+        raise ValueError(f"unknown autoencoder {name!r}; known: taef2, {', '.join(HUB_AUTOENCODERS)}")
+    return autoencoder.frozen(device)
 
 
-def load_autoencoders(spec: str, profile: str = "default", device: str | torch.device = "auto") -> list[Autoencoder]:
-    """`spec` is "auto" or comma-separated names. Explicit names must all load; with "auto",
-    one that cannot be fetched (e.g. a hub model without network) is skipped with a printed note."""
+def load_autoencoders(spec: str, project: dict[str, Autoencoder] | None = None,
+                      device: str | torch.device = "auto") -> list[Autoencoder]:
+    """`spec` is "auto" or comma-separated names of pretrained autoencoders (`load_autoencoder`)
+    and of the `project` ones the caller trained (e.g. {"v1": …}). Explicit names must all
+    load; with "auto", every project autoencoder plus every reachable pretrained one, and one
+    that cannot be fetched (a hub model without network) is skipped with a printed note."""
+    project = project or {}
+    known = ("taef2", *HUB_AUTOENCODERS, *project)
     if spec != "auto":
         names = [name.strip() for name in spec.split(",")]
-        unknown = [n for n in names if n not in _known()]
+        unknown = [n for n in names if n not in known]
         if unknown:  # before loading anything, so a typo costs no time
-            raise ValueError(f"unknown autoencoder(s) {unknown}; known: {', '.join(_known())}")
-        return [load_autoencoder(name, profile, device) for name in names]
+            raise ValueError(f"unknown autoencoder(s) {unknown}; known: {', '.join(known)}")
+        return [project[n].frozen(device) if n in project else load_autoencoder(n, device) for n in names]
     loaded = []
-    for name in available_autoencoders(profile):
+    for name in available_autoencoders():
         try:
-            loaded.append(load_autoencoder(name, profile, device))
+            loaded.append(load_autoencoder(name, device))
         except (OSError, WeightsError) as error:
             print(f"NOTE autoencoder {name} skipped: {type(error).__name__}: {error}")
+    loaded += [autoencoder.frozen(device) for autoencoder in project.values()]
     if not loaded:
-        raise WeightsError("no autoencoder is available: put TAEF2 in ../shared/weights/taef2, run notebook 01, or go online")
+        raise WeightsError("no autoencoder is available: put TAEF2 in ../shared/weights/taef2, train one, or go online")
     return loaded
 
 
@@ -216,7 +212,8 @@ class Measured:
     def images_per_s(self) -> pd.DataFrame:
         n = self.table["image"].nunique()
         return pd.DataFrame([{"autoencoder": ae, "size": self.size, "images": n,
-                              "reconstruct_images_per_s": n / s["reconstruct"], "lpips_images_per_s": n / s["lpips"]}
+                              "reconstruct_images_per_s": n / max(s["reconstruct"], 1e-9),
+                              "lpips_images_per_s": n / s["lpips"] if s["lpips"] else None}
                              for ae, s in self.seconds.items()])
 
 
@@ -226,16 +223,17 @@ def _timed(function, *args):
 
 
 @torch.inference_mode()
-def measure(images: np.ndarray, autoencoders_: list[Autoencoder], metric: nn.Module, *, size: int | None = None,
+def measure(images: np.ndarray, autoencoders: list[Autoencoder], metric: nn.Module | None, *, size: int | None = None,
             batch_size: int = 64, keep: int = 0, device: str | torch.device = "auto") -> Measured:
-    """Reconstruct uint8 (N, H, W, 3) images through each autoencoder and measure every distance."""
+    """Reconstruct uint8 (N, H, W, 3) images through each autoencoder and measure every distance
+    (MSE and PSNR only when `metric` is None)."""
     device = pick_device(str(device))
     if len(images) == 0:
         raise ValueError("no images to measure")
     side = size or images.shape[1]
     result = Measured(pd.DataFrame(), side)
-    rows = []
-    for ae in autoencoders_:
+    parts = []
+    for ae in autoencoders:
         if ae.fixed_size is not None and ae.fixed_size != side:
             raise ValueError(f"autoencoder {ae.name!r} only takes {ae.fixed_size}x{ae.fixed_size} images, not {side}")
         seconds = {"reconstruct": 0.0, "lpips": 0.0}
@@ -243,90 +241,89 @@ def measure(images: np.ndarray, autoencoders_: list[Autoencoder], metric: nn.Mod
         for begin in range(0, len(images), batch_size):
             x = resize(to_tensor(images[begin:begin + batch_size]).to(device), size)
             y, t_rec = _timed(ae.module, x)
-            maps, t_lpips = _timed(lpips_maps, metric, x, y)
+            maps, t_lpips = _timed(lpips_maps, metric, x, y) if metric is not None else ([], 0.0)
             seconds["reconstruct"] += t_rec
             seconds["lpips"] += t_lpips
-            layer_distances = torch.stack([m.mean((1, 2)) for m in maps], 1).cpu().numpy()
-            mse = ((x - y) ** 2).mean((1, 2, 3)).cpu().numpy()
-            for offset in range(len(x)):
-                rows.append({"autoencoder": ae.name, "image": begin + offset, "mse": mse[offset],
-                             "psnr": -10 * np.log10(max(mse[offset], 1e-12)), "lpips": layer_distances[offset].sum(),
-                             **{f"lpips_{k + 1}": d for k, d in enumerate(layer_distances[offset])}})
+            mse = ((x - y) ** 2).mean((1, 2, 3)).cpu().numpy().astype(np.float64)
+            part = {"autoencoder": ae.name, "image": np.arange(begin, begin + len(x)), "mse": mse,
+                    "psnr": -10 * np.log10(np.maximum(mse, 1e-12))}
+            if maps:
+                layers = torch.stack([m.mean((1, 2)) for m in maps], 1).cpu().numpy().astype(np.float64)
+                part |= {"lpips": layers.sum(1), **{f"lpips_{k + 1}": layers[:, k] for k in range(layers.shape[1])}}
+            parts.append(pd.DataFrame(part))
             if begin < keep:
                 take = slice(0, keep - begin)
-                kept_maps.append(torch.stack([F.interpolate(m[take, None], size=x.shape[-2:], mode="bilinear")[:, 0]
-                                              for m in maps], 1).cpu().numpy())
+                if maps:
+                    kept_maps.append(torch.stack([F.interpolate(m[take, None], size=x.shape[-2:], mode="bilinear")[:, 0]
+                                                  for m in maps], 1).cpu().numpy())
                 kept_recs.append(y[take].permute(0, 2, 3, 1).cpu().numpy())
         result.seconds[ae.name] = seconds
         if keep:
-            result.maps[ae.name], result.reconstructions[ae.name] = np.concatenate(kept_maps), np.concatenate(kept_recs)
-    result.table = pd.DataFrame(rows)
+            result.reconstructions[ae.name] = np.concatenate(kept_recs)
+            if kept_maps:
+                result.maps[ae.name] = np.concatenate(kept_maps)
+    result.table = pd.concat(parts, ignore_index=True)
     return result
 
 
-def score(table: pd.DataFrame, distance: str = "lpips_2", autoencoders_: list[str] | None = None) -> np.ndarray:
-    """AEROBLADE's score per image: minus the minimum `distance` over the autoencoders (higher =
-    more fake). `psnr` is a similarity, so for it the maximum is taken and not negated."""
-    chosen = table if autoencoders_ is None else table[table["autoencoder"].isin(autoencoders_)]
+def best_reconstruction(table: pd.DataFrame, distance: str = "lpips_2", names: list[str] | None = None) -> np.ndarray:
+    """Per image, the `distance` of the autoencoder that reconstructs it best (the minimum; for
+    `psnr`, a similarity, the maximum) over `names` (all measured ones if None)."""
+    chosen = table if names is None else table[table["autoencoder"].isin(names)]
     if chosen.empty:
-        raise ValueError(f"no measurements for autoencoders {autoencoders_}")
+        raise ValueError(f"no measurements for autoencoders {names}")
     wide = chosen.pivot(index="image", columns="autoencoder", values=distance)
-    return wide.max(axis=1).to_numpy() if distance == "psnr" else -wide.min(axis=1).to_numpy()
+    return (wide.max(axis=1) if distance == "psnr" else wide.min(axis=1)).to_numpy()
 
 
-def _groups(table: pd.DataFrame, combined_name) -> dict[str, list[str]]:
-    """Each autoencoder alone, plus all of them together (named by `combined_name(names)`) when there are several."""
-    names = list(dict.fromkeys(table["autoencoder"]))
-    return {name: [name] for name in names} | ({combined_name(names): names} if len(names) > 1 else {})
+class ReconstructionDetector(Detector):
+    """Score = `sign` × the best reconstruction's `distance` over `autoencoders`.
 
+    `sign` is +1 when a larger distance means FAKE on the training/reference images it was
+    chosen on (`scores.choose_sign`), -1 otherwise (AEROBLADE's premise: a generator's own
+    autoencoder reconstructs its images better). Trained autoencoders (`create_model` ones, like
+    V1) are saved with the detector; pretrained ones are found again by name (`load_autoencoder`).
+    """
 
-def separation_table(table: pd.DataFrame, labels: np.ndarray, distances: list[str] | None = None) -> pd.DataFrame:
-    """AUROC, AP and TPR at 5% FPR for every autoencoder alone and for the minimum over all,
-    and every distance: the per-autoencoder and per-layer tables in one."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    def __init__(self, autoencoders: list[Autoencoder], *, distance: str, sign: int, lpips_net: str | None,
+                 metric: nn.Module | None = None, batch_size: int = 64, **common):
+        super().__init__(**common)
+        if sign not in (1, -1):
+            raise ValueError(f"sign must be +1 or -1, not {sign}")
+        if distance.startswith("lpips") and lpips_net is None:
+            raise ValueError(f"distance {distance!r} needs an LPIPS network")
+        self.autoencoders, self.distance, self.sign, self.lpips_net = autoencoders, distance, sign, lpips_net
+        self.batch_size = batch_size
+        self.metric = metric if metric is not None or lpips_net is None else load_lpips(lpips_net)[0]
 
-    distances = distances or [c for c in table.columns if c not in ("autoencoder", "image")]
-    groups = _groups(table, lambda names: "min over all")
-    rows = []
-    for group, members in groups.items():
-        for distance in distances:
-            s = score(table, distance, members)
-            rows.append({"autoencoder": group, "distance": distance, "auroc": roc_auc_score(labels, s),
-                         "ap": average_precision_score(labels, s), "tpr_at_fpr_5pct": tpr_at_fpr(labels, s, 0.05)})
-    return pd.DataFrame(rows)
+    def score(self, images: np.ndarray) -> np.ndarray:
+        measured = measure(images, self.autoencoders, self.metric, batch_size=self.batch_size)
+        return self.sign * best_reconstruction(measured.table, self.distance)
 
+    def _options(self) -> dict:
+        return {"distance": self.distance, "sign": self.sign, "lpips_net": self.lpips_net, "batch_size": self.batch_size,
+                "autoencoders": {ae.name: ("saved" if hasattr(ae.module, "model_spec") else "pretrained")
+                                 for ae in self.autoencoders}}
 
-def log_scores(run, test: Measured, reference: Measured, labels: np.ndarray, ids: np.ndarray, distance: str,
-               target_fpr: float, pretrained: str, n_boot: int = 1000) -> pd.DataFrame:
-    """The full metrics record for each autoencoder alone and for the minimum over all, with the
-    threshold calibrated on REAL reference images only (at most `target_fpr` of them flagged)."""
-    from .metrics import threshold_at_fpr
+    def _save_parts(self, folder: Path) -> None:
+        for ae in self.autoencoders:
+            if hasattr(ae.module, "model_spec"):
+                save_model(ae.module, folder / "autoencoders" / ae.name)
 
-    groups = _groups(test.table, lambda names: "min over " + "+".join(names))
-    rows = []
-    for group, members in groups.items():
-        scores = score(test.table, distance, members)
-        threshold = threshold_at_fpr(score(reference.table, distance, members), target_fpr)
-        seconds = sum(test.seconds[m]["reconstruct"] + test.seconds[m]["lpips"] for m in members)
-        variant = f"{group} · {distance}"
-        rows.append(run.log_metrics("AEROBLADE", variant, "test", labels, scores, threshold,
-                                    infer_images_per_s=len(labels) / seconds, pretrained=pretrained, n_boot=n_boot,
-                                    distance=distance, autoencoders=members, target_fpr=target_fpr, size=test.size))
-        run.save_predictions(ids, labels, scores, variant)
-    return pd.DataFrame(rows)
-
-
-def resolution_study(images: np.ndarray, labels: np.ndarray, autoencoders_: list[Autoencoder], metric: nn.Module,
-                     sizes: list[int], distances: list[str], batch_size: int = 64) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Separation (AUROC/AP/TPR) and images per second at each side length; autoencoders with a
-    fixed input size take part only at that size."""
-    separation, speed = [], []
-    for size in sizes:
-        usable = [ae for ae in autoencoders_ if ae.fixed_size in (None, size)]
-        measured = measure(images, usable, metric, size=size, batch_size=batch_size)
-        separation.append(separation_table(measured.table, labels, distances).assign(size=size))
-        speed.append(measured.images_per_s())
-    return pd.concat(separation, ignore_index=True), pd.concat(speed, ignore_index=True)
+    @classmethod
+    def _load(cls, folder: Path, spec: dict, common: dict, device: str) -> "ReconstructionDetector":
+        options = spec["options"]
+        autoencoders = []
+        for name, how in options["autoencoders"].items():
+            if how == "saved":
+                module = load_model(folder / "autoencoders" / name, device)
+                autoencoders.append(Autoencoder(name, module, f"saved: {folder / 'autoencoders' / name}",
+                                                fixed_size=getattr(module, "image_size", None)).frozen(device))
+            else:
+                autoencoders.append(load_autoencoder(name, device))
+        metric = load_lpips(options["lpips_net"], device)[0] if options["lpips_net"] else None
+        return cls(autoencoders, distance=options["distance"], sign=options["sign"], lpips_net=options["lpips_net"],
+                   metric=metric, batch_size=options["batch_size"], **common)
 
 
 def example_tiles(images: np.ndarray, labels: np.ndarray, examples: Measured, autoencoder: str,

@@ -5,7 +5,8 @@ import torch
 from PIL import Image, ImageFilter
 from torch import nn
 
-from dfd_utils import aeroblade, weights
+from dfd_utils import distances, weights
+from dfd_utils.methods import aeroblade
 from dfd_utils.loaders import to_tensor
 
 needs_shared_weights = pytest.mark.skipif(
@@ -25,12 +26,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def squeeze():
-    return aeroblade.load_lpips("squeeze", device="cpu")[0]
+    return distances.load_lpips("squeeze", device="cpu")[0]
 
 
 @needs_shared_weights
 def test_offline_lpips_backbone_is_the_local_file():
-    metric, source = aeroblade.load_lpips("auto", device="cpu")
+    metric, source = distances.load_lpips("auto", device="cpu")
     assert "squeeze" in source and "local" in source
     stored = weights.load_state(weights.find("lpips_squeeze/squeezenet1_1_features.pth"))
     assert torch.equal(metric.net.slice2._modules["3"].squeeze.weight, stored["3.squeeze.weight"])
@@ -39,23 +40,23 @@ def test_offline_lpips_backbone_is_the_local_file():
 
 def test_offline_lpips_never_downloads_a_backbone():
     with pytest.raises(weights.WeightsError, match="offline"):
-        aeroblade.load_lpips("vgg", device="cpu")
+        distances.load_lpips("vgg", device="cpu")
 
 
 @needs_shared_weights
 def test_lpips_is_zero_to_itself_and_grows_with_noise(squeeze):
     x = to_tensor(photo(64))
     generator = torch.Generator().manual_seed(0)
-    distances = []
+    values = []
     for sigma in (0.0, 0.02, 0.1):
         noisy = (x + sigma * torch.randn(x.shape, generator=generator)).clamp(0, 1)
-        distances.append(sum(m.mean().item() for m in aeroblade.lpips_maps(squeeze, x, noisy)))
-    assert distances[0] == 0 and 0 < distances[1] < distances[2]
+        values.append(sum(m.mean().item() for m in distances.lpips_maps(squeeze, x, noisy)))
+    assert values[0] == 0 and 0 < values[1] < values[2]
 
 
 @needs_shared_weights
 def test_taef2_reconstructs_a_photo_better_than_a_blur():
-    taef2 = aeroblade.load_autoencoder("taef2", device="cpu")
+    taef2 = distances.load_autoencoder("taef2", device="cpu")
     image = photo(256)
     with torch.inference_mode():
         reconstruction = (taef2.module(to_tensor(image))[0].permute(1, 2, 0).numpy() * 255).round()
@@ -69,24 +70,26 @@ class Blur(nn.Module):
 
 
 def toy_autoencoders():
-    return [aeroblade.Autoencoder("identity", nn.Identity(), "test"), aeroblade.Autoencoder("blur", Blur(), "test")]
+    return [distances.Autoencoder("identity", nn.Identity(), "test"), distances.Autoencoder("blur", Blur(), "test")]
 
 
 @needs_shared_weights
 def test_score_is_the_minimum_over_autoencoders(squeeze):
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    measured = aeroblade.measure(images, toy_autoencoders(), squeeze, batch_size=4, device="cpu")
+    measured = distances.measure(images, toy_autoencoders(), squeeze, batch_size=4, device="cpu")
     wide = measured.table.pivot(index="image", columns="autoencoder", values="lpips_2")
     assert (wide["identity"] == 0).all() and (wide["blur"] > 0).all()
-    np.testing.assert_array_equal(aeroblade.score(measured.table, "lpips_2"), -wide.min(axis=1).to_numpy())
-    np.testing.assert_array_equal(aeroblade.score(measured.table, "lpips_2", ["blur"]), -wide["blur"].to_numpy())
+    np.testing.assert_array_equal(distances.best_reconstruction(measured.table, "lpips_2"), wide.min(axis=1).to_numpy())
+    np.testing.assert_array_equal(distances.best_reconstruction(measured.table, "lpips_2", ["blur"]), wide["blur"].to_numpy())
+    psnr_wide = measured.table.pivot(index="image", columns="autoencoder", values="psnr")
+    np.testing.assert_array_equal(distances.best_reconstruction(measured.table, "psnr"), psnr_wide.max(axis=1).to_numpy())
 
 
 @needs_shared_weights
 def test_batch_size_does_not_change_distances_and_examples_are_kept(squeeze):
     images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    one = aeroblade.measure(images, toy_autoencoders()[1:], squeeze, batch_size=1, keep=3, device="cpu")
-    all_ = aeroblade.measure(images, toy_autoencoders()[1:], squeeze, batch_size=5, keep=3, device="cpu")
+    one = distances.measure(images, toy_autoencoders()[1:], squeeze, batch_size=1, keep=3, device="cpu")
+    all_ = distances.measure(images, toy_autoencoders()[1:], squeeze, batch_size=5, keep=3, device="cpu")
     np.testing.assert_allclose(one.table["lpips"], all_.table["lpips"], rtol=1e-5)
     assert one.maps["blur"].shape == (3, 7, 32, 32) and all_.reconstructions["blur"].shape == (3, 32, 32, 3)
     np.testing.assert_allclose(one.maps["blur"], all_.maps["blur"], rtol=1e-4, atol=1e-7)
@@ -95,33 +98,55 @@ def test_batch_size_does_not_change_distances_and_examples_are_kept(squeeze):
 @needs_shared_weights
 def test_resizing_is_explicit(squeeze):
     images = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    measured = aeroblade.measure(images, toy_autoencoders()[1:], squeeze, size=64, keep=1, device="cpu")
+    measured = distances.measure(images, toy_autoencoders()[1:], squeeze, size=64, keep=1, device="cpu")
     assert measured.size == 64 and measured.reconstructions["blur"].shape == (1, 64, 64, 3)
-    fixed = aeroblade.Autoencoder("fixed", Blur(), "test", fixed_size=32)
+    fixed = distances.Autoencoder("fixed", Blur(), "test", fixed_size=32)
     with pytest.raises(ValueError, match="only takes 32x32"):
-        aeroblade.measure(images, [fixed], squeeze, size=64, device="cpu")
+        distances.measure(images, [fixed], squeeze, size=64, device="cpu")
 
 
-def test_unknown_missing_and_hub_autoencoders_are_clear_errors():
+def test_unknown_and_hub_autoencoders_are_clear_errors():
     with pytest.raises(ValueError, match="unknown autoencoder"):
-        aeroblade.load_autoencoder("sd3", device="cpu")
+        distances.load_autoencoder("sd3", device="cpu")
     with pytest.raises(weights.WeightsError, match="offline"):
-        aeroblade.load_autoencoder("sd1-vae", device="cpu")
-    with pytest.raises(FileNotFoundError, match="run the notebook"):
-        aeroblade.load_autoencoder("v1", profile="nowhere", device="cpu")
+        distances.load_autoencoder("sd1-vae", device="cpu")
 
 
 def test_missing_weights_name_every_place_searched(monkeypatch, tmp_path):
     monkeypatch.setenv("DFD_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("DFD_SHARED", str(tmp_path / "no-shared"))
     with pytest.raises(weights.WeightsError, match=str(tmp_path / "taef2")):
-        aeroblade.load_autoencoder("taef2", device="cpu")
-    assert aeroblade.available_autoencoders("default") == []
+        distances.load_autoencoder("taef2", device="cpu")
+    assert distances.available_autoencoders() == []
 
 
 def test_auto_autoencoders_need_at_least_one(monkeypatch, tmp_path):
     monkeypatch.setenv("DFD_SHARED", str(tmp_path / "no-shared"))
     with pytest.raises(weights.WeightsError, match="no autoencoder is available"):
-        aeroblade.load_autoencoders("auto", profile="nowhere", device="cpu")
+        distances.load_autoencoders("auto", device="cpu")
     with pytest.raises(ValueError, match="unknown autoencoder"):
-        aeroblade.load_autoencoders("taef2, sd9", device="cpu")
+        distances.load_autoencoders("taef2, sd9", device="cpu")
+    blur = distances.Autoencoder("mine", Blur(), "test")
+    assert [ae.name for ae in distances.load_autoencoders("auto", {"mine": blur}, device="cpu")] == ["mine"]
+    assert [ae.name for ae in distances.load_autoencoders("mine", {"mine": blur}, device="cpu")] == ["mine"]
+
+
+def test_measure_without_lpips_gives_mse_and_psnr_only():
+    images = np.random.default_rng(3).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    measured = distances.measure(images, toy_autoencoders(), None, device="cpu")
+    assert set(measured.table.columns) == {"autoencoder", "image", "mse", "psnr"}
+    assert (measured.table.query("autoencoder == 'identity'")["mse"] == 0).all()
+
+
+def test_signs_are_chosen_on_training_images_and_the_threshold_on_their_real_ones():
+    """Blur reconstructs smooth images well: on training images where FAKE is smooth, low error
+    means FAKE, so the sign must come out -1, and the threshold flag at most 25% of the REALs."""
+    rng = np.random.default_rng(4)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (8, 4, 4, 3)), 8, 1), 8, 2).astype(np.uint8)
+    noisy = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    images, labels = np.concatenate([noisy, smooth]), np.r_[np.zeros(8), np.ones(8)].astype(int)
+    measured = distances.measure(images, toy_autoencoders()[1:], None, device="cpu")
+    (scores,) = aeroblade.variant_scores(measured, labels, np.arange(16).astype(str), measured, labels, "mse", 0.25, "test")
+    assert scores.extra["sign"] == -1 and scores.extra["train_auroc"] == 1.0
+    assert (scores.scores[labels == 0] >= scores.threshold.value).mean() <= 0.25
+    assert "REAL training images" in scores.threshold.rule

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import dfd_utils as du
-from dfd_utils import audit, models, probing, reconstruction
-from dfd_utils.train import reconstruction_loss
+from dfd_utils import detectors, features, models
+from dfd_utils.methods import audit, autoencoder
+from dfd_utils.training import reconstruction_loss
 
 
 def test_autoencoder_learns_to_reconstruct_real_images(cifake_folder):
@@ -15,15 +16,15 @@ def test_autoencoder_learns_to_reconstruct_real_images(cifake_folder):
     real = dataclasses.replace(smooth, labels=np.zeros_like(smooth.labels), name="smooth images labelled REAL")
     untrained = models.create_model("conv_autoencoder", latent_dim=64, width=8)
     before = reconstruction_loss(untrained, real)
-    model, history = reconstruction.train_autoencoder(real, real, latent_dim=64, width=8, epochs=15, batch_size=8,
-                                                      lr=3e-3, progress=False)
+    model, history = autoencoder.train_autoencoder(real, real, latent_dim=64, width=8, epochs=15, batch_size=8,
+                                                   lr=3e-3, progress=False)
     assert history.rows[-1]["val_loss"] < 0.5 * before
     assert "train_acc" not in history.table and history.train_seconds > 0
 
 
 def test_autoencoder_refuses_fake_training_images(cifake_folder):
     with pytest.raises(ValueError, match="REAL images only"):
-        reconstruction.train_autoencoder(du.load_folder(cifake_folder, "train"), epochs=1)
+        autoencoder.train_autoencoder(du.load_folder(cifake_folder, "train"), epochs=1)
 
 
 def test_conv_autoencoder_shapes_and_wrong_size():
@@ -46,10 +47,10 @@ def test_high_frequency_energy_orders_smooth_below_noisy():
 def test_detail_table_reports_what_was_measured():
     labels = np.array([0, 0, 0, 1, 1, 1])
     detail = np.array([3.0, 2.0, 1.0, 0.3, 0.2, 0.1])
-    table = reconstruction.detail_table(labels, detail, error=detail * 2)
+    table = autoencoder.detail_table(labels, detail, error=detail * 2)
     assert list(table["class"]) == ["REAL", "FAKE"] and np.allclose(table["spearman_detail_error"], 1)
     assert table["auroc_detail"].iloc[0] == 0.0 and table["auroc_error"].iloc[0] == 0.0  # FAKE has less detail here
-    text = reconstruction.explain_failure(table)
+    text = autoencoder.explain_failure(table)
     assert "less fine detail" in text and "is lower" in text and "tracks" in text
 
 
@@ -57,18 +58,18 @@ def test_linear_probe_fits_on_train_and_scores_test():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 5))
     y = (x[:, 2] > 0).astype(int)
-    scores, probe = probing.linear_probe(x[:100], y[:100], x[100:])
+    scores, probe = features.linear_probe(x[:100], y[:100], x[100:])
     assert ((scores >= 0.5) == y[100:]).mean() > 0.9
     with pytest.raises(ValueError, match="REAL and FAKE"):
-        probing.linear_probe(x[:10], np.zeros(10), x)
+        features.linear_probe(x[:10], np.zeros(10), x)
 
 
 def test_features_stack_batches_and_layer_dicts(cifake_folder):
     images = du.load_folder(cifake_folder, "test")
-    single = probing.features(lambda b: b.mean((2, 3)), images, batch_size=7)
-    layered = probing.features(lambda b: {"a": b[:, :1], "b": b.amax((2, 3))}, images, batch_size=5)
+    single = features.features(lambda b: b.mean((2, 3)), images, batch_size=7)
+    layered = features.features(lambda b: {"a": b[:, :1], "b": b.amax((2, 3))}, images, batch_size=5)
     assert single.shape == (len(images), 3) and layered["a"].shape == (len(images), 32 * 32)
-    np.testing.assert_allclose(single, probing.features(lambda b: b.mean((2, 3)), images, batch_size=100), rtol=1e-6)
+    np.testing.assert_allclose(single, features.features(lambda b: b.mean((2, 3)), images, batch_size=100), rtol=1e-6)
 
 
 def test_concatenate_keeps_everything_and_refuses_mixed_shapes(cifake_folder):
@@ -78,3 +79,33 @@ def test_concatenate_keeps_everything_and_refuses_mixed_shapes(cifake_folder):
     small = du.load_folder(cifake_folder, "test", size=16)
     with pytest.raises(du.DataError, match="different image shapes"):
         du.data.concatenate([test, small], "mixed")
+
+
+def test_v1_sign_and_threshold_come_from_validation_images(cifake_folder):
+    """Errors where FAKE reconstructs *better* must get the sign -1 from the validation set, and
+    the threshold must flag at most the target share of its REAL images."""
+    import pandas as pd
+
+    val, test = du.load_folder(cifake_folder, "train"), du.load_folder(cifake_folder, "test")
+    rng = np.random.default_rng(0)
+    def errors_for(image_set):
+        return pd.DataFrame({"mse": rng.normal(1.0 - 0.5 * image_set.labels, 0.1)})
+    history = du.training.History([{"seconds": 1.0, "images": 10, "precision": "fp32"}])
+    (mse,) = autoencoder.error_variants({"test": errors_for(test)}, {"test": test}, errors_for(val), val, 0.1, 16,
+                                        history, "none", distances=("mse",))
+    assert mse.extra["sign"] == -1 and mse.extra["val_auroc"] > 0.9
+    assert du.evaluate(test.labels, mse.scores, n_boot=0)["auroc"] > 0.9  # the sign carries over to test
+    assert "held-out REAL training images" in mse.threshold.rule
+
+
+def test_saved_v1_detector_scores_like_the_run(cifake_folder, tmp_path):
+    train, test = du.load_folder(cifake_folder, "train"), du.load_folder(cifake_folder, "test")
+    model, history = autoencoder.train_autoencoder(train.take(train.labels == 0), latent_dim=16, width=4, epochs=1,
+                                                   batch_size=8, progress=False)
+    errors = {"test": autoencoder.errors(model, test, None), "validation": autoencoder.errors(model, train, None)}
+    (mse,) = autoencoder.error_variants(errors, {"test": test}, errors["validation"], train, 0.1, 16, history, "none",
+                                        distances=("mse",))
+    folder = autoencoder.make_detector(model, mse, None, None, "v1", "01_autoencoder").save(tmp_path / "v1")
+    loaded = detectors.load(folder)
+    np.testing.assert_allclose(loaded.score(test.images), mse.scores, rtol=1e-5)
+    assert loaded.threshold == mse.threshold and loaded.policy.size == 32 and loaded.name == "v1"

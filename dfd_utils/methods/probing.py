@@ -1,8 +1,8 @@
 """Which layers decide "fake": linear probes per layer and residual-branch ablation.
 
-`features` runs any feature function over an `ImageSet` in batches; `linear_probe` fits a
-standardised logistic regression on one set and scores another, so a probe's accuracy is
-always measured on images it was not fitted on. For residual networks (timm and CIFAR
+Probes are `features.linear_probe` (standardised logistic regression fitted on one set,
+scored on another, so a probe's accuracy is always measured on images it was not fitted on)
+on the pooled outputs of every block. For residual networks (timm and CIFAR
 ResNets) features are read after the stem and after every block through forward hooks, and
 `skip_branch` removes one block's residual branch to measure what the detector loses.
 """
@@ -12,52 +12,20 @@ import dataclasses
 import re
 import time
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from .data import ImageSet
-from .loaders import to_tensor
-from .metrics import evaluate
-from .runtime import device as pick_device
+from ..data import ImageSet
+from ..features import features, linear_probe
+from ..inference import predict
+from ..metrics import evaluate
+from ..robustness import perturb
 
-__all__ = ["features", "linear_probe", "residual_blocks", "probe_points", "stage_outputs", "capture",
-           "layer_features", "probe_curve", "skip_branch", "ablation_table", "probe_scenarios", "deciding_layers"]
-
-
-@torch.inference_mode()
-def features(extract: Callable[[torch.Tensor], torch.Tensor | dict], image_set: ImageSet, batch_size: int = 512,
-             device: str | torch.device = "auto") -> np.ndarray | dict[str, np.ndarray]:
-    """`extract` maps a (B, 3, H, W) batch in [0, 1] to (B, D) features, or to a dict of them
-    (one per layer); the result has the same form with all images stacked, as float32."""
-    device = pick_device(str(device))
-    chunks: list = []
-    for begin in range(0, len(image_set), batch_size):
-        out = extract(to_tensor(image_set.images[begin:begin + batch_size]).to(device))
-        chunks.append({k: v.flatten(1).float().cpu().numpy() for k, v in out.items()} if isinstance(out, dict)
-                      else out.flatten(1).float().cpu().numpy())
-    if not chunks:
-        raise ValueError(f"{image_set.name} has no images")
-    if isinstance(chunks[0], dict):
-        return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
-    return np.concatenate(chunks)
-
-
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float = 1.0,
-                 max_iter: int = 2000) -> tuple[np.ndarray, Pipeline]:
-    """Standardise, fit L2 logistic regression (`c` = inverse strength) on the train features,
-    return FAKE probabilities for `test_x` and the fitted pipeline."""
-    if len(np.unique(train_y)) < 2:
-        raise ValueError("a linear probe needs REAL and FAKE training examples")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-    probe.fit(train_x, train_y)
-    return probe.predict_proba(test_x)[:, 1], probe
+__all__ = ["residual_blocks", "probe_points", "stage_outputs", "capture",
+           "stage_map_sizes", "layer_features", "probe_curve", "skip_branch", "ablation_table", "probe_scenarios", "deciding_layers", "PROTOCOLS"]
 
 
 # --------------------------------------------------------------------------- residual networks
@@ -91,6 +59,26 @@ def stage_outputs(model: nn.Module) -> dict[str, nn.Module]:
     for name, module in blocks.items():
         last[name.rsplit(".", 1)[0].split("backbone.")[-1]] = module
     return last
+
+
+@torch.no_grad()
+def stage_map_sizes(models: dict[str, nn.Module], images: np.ndarray) -> pd.DataFrame:
+    """The spatial size of each stage's output map for 32-px inputs: where a map shrinks to 1x1,
+    a probe, an ablation or a CAM there says little about the network."""
+    from ..loaders import to_tensor
+
+    rows = []
+    for name, model in models.items():
+        sizes: dict[str, tuple] = {}
+        handles = [module.register_forward_hook(lambda _m, _i, out, stage=stage: sizes.__setitem__(stage, out.shape[-2:]))
+                   for stage, module in stage_outputs(model).items()]
+        try:
+            model.eval()(to_tensor(images))
+        finally:
+            for handle in handles:
+                handle.remove()
+        rows += [{"model": name, "stage": stage, "map": f"{h}x{w}"} for stage, (h, w) in sizes.items()]
+    return pd.DataFrame(rows)
 
 
 @contextmanager
@@ -139,10 +127,8 @@ def skip_branch(block: nn.Module):
 
 def ablation_table(model: nn.Module, image_set: ImageSet) -> pd.DataFrame:
     """Accuracy and AUROC with each residual branch removed in turn, and the drop from intact."""
-    from .train import predict
-
     def score() -> dict:
-        scores, _ = predict(model, image_set, progress=False)
+        scores, _ = predict(model, image_set)
         return evaluate(image_set.labels, scores, 0.5, n_boot=0)
 
     intact = score()
@@ -156,14 +142,18 @@ def ablation_table(model: nn.Module, image_set: ImageSet) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(intact_acc=intact["acc"], intact_auroc=intact["auroc"])
 
 
+PROTOCOLS = {  # how the probe's training images relate to its perturbed test images
+    "perturbed alike": "probe fitted and scored on images damaged the same way: how much information survives",
+    "fitted clean": "probe fitted on clean training images, scored on damaged test images: robustness",
+}
+
+
 def probe_scenarios(models: dict[str, nn.Module], train: ImageSet, test: ImageSet, scenarios: list[str],
                     n_boot: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe curves for every model under every perturbation scenario (train and test images
-    perturbed alike, so each curve says where separability lives once the artefacts are damaged).
+    """Probe curves for every model under every perturbation scenario, in both `PROTOCOLS`
+    (the column `protocol`; for "clean" they coincide and only "perturbed alike" is kept).
     Also returns the feature-extraction cost per image for each model."""
-    from .robustness import perturb
-
-    curves, costs = [], []
+    curves, costs, clean_train = [], [], {}
     for scenario in scenarios:
         perturbed = [dataclasses.replace(s, images=perturb(s.images, scenario, seed), name=f"{s.name} · {scenario}")
                      for s in (train, test)]
@@ -172,9 +162,35 @@ def probe_scenarios(models: dict[str, nn.Module], train: ImageSet, test: ImageSe
             train_x, test_x = (layer_features(model, s) for s in perturbed)
             costs.append({"model": name, "scenario": scenario,
                           "ms_per_image": 1000 * (time.perf_counter() - start) / (len(train) + len(test))})
-            curve = probe_curve(train_x, train.labels, test_x, test.labels, n_boot, seed)
-            curves.append(curve.assign(model=name, scenario=scenario, relative_depth=curve["depth"] / curve["depth"].max()))
+            if scenario == "clean":
+                clean_train[name] = train_x
+            fits = {"perturbed alike": train_x} | ({"fitted clean": clean_train[name]}
+                                                   if scenario != "clean" and name in clean_train else {})
+            for protocol, fit_x in fits.items():
+                curve = probe_curve(fit_x, train.labels, test_x, test.labels, n_boot, seed)
+                curves.append(curve.assign(model=name, scenario=scenario, protocol=protocol,
+                                           relative_depth=curve["depth"] / curve["depth"].max()))
     return pd.concat(curves, ignore_index=True), pd.DataFrame(costs)
+
+
+def _moved(curve: pd.DataFrame, clean_layer: str | None, best, tolerance: float) -> str:
+    """'moved' only when the clean-earliest layer's interval under the perturbation lies wholly
+    below the perturbed best minus `tolerance`; otherwise the difference is within noise."""
+    if clean_layer is None or clean_layer not in set(curve["layer"]):
+        return "no clean curve to compare"
+    at_clean = curve[curve["layer"] == clean_layer].iloc[0]
+    if pd.notna(at_clean.auroc_ci_high) and at_clean.auroc_ci_high < best.auroc - tolerance:
+        return f"moved (at {clean_layer}: {at_clean.auroc:.3f} [{at_clean.auroc_ci_low:.3f}, {at_clean.auroc_ci_high:.3f}])"
+    return f"same within intervals (at {clean_layer}: {at_clean.auroc:.3f})"
+
+
+def _robustness(curves: pd.DataFrame, model: str, scenario: str, layer: str) -> str:
+    """The same layer's AUROC when the probe was fitted on clean images (train clean, test damaged)."""
+    if "protocol" not in curves:
+        return ""
+    row = curves[(curves["model"] == model) & (curves["scenario"] == scenario) & (curves["protocol"] == "fitted clean")
+                 & (curves["layer"] == layer)]
+    return f"; fitted on clean images instead: {row.auroc.iloc[0]:.3f}" if len(row) else ""
 
 
 def _stage(layer: str) -> str:
@@ -188,7 +204,8 @@ def deciding_layers(curves: pd.DataFrame, ablation: pd.DataFrame | None = None, 
     each perturbation, the block whose removal hurts most, and whether the measures agree."""
     lines = []
     earliest_clean = {}
-    for model, part in curves.groupby("model", sort=False):
+    alike = curves[curves["protocol"] == "perturbed alike"] if "protocol" in curves else curves
+    for model, part in alike.groupby("model", sort=False):
         for scenario, curve in part.groupby("scenario", sort=False):
             best = curve.loc[curve["auroc"].idxmax()]
             earliest = curve[curve["auroc"] >= best.auroc - tolerance].iloc[0]
@@ -196,9 +213,10 @@ def deciding_layers(curves: pd.DataFrame, ablation: pd.DataFrame | None = None, 
                 earliest_clean[model] = earliest.layer
                 lines.append(f"{model}: best probe layer {best.layer} (AUROC {best.auroc:.3f}); separability is within "
                              f"{tolerance} of that from {earliest.layer} on (AUROC {earliest.auroc:.3f}).")
-            else:
-                lines.append(f"  under {scenario}: best {best.layer} (AUROC {best.auroc:.3f}), within {tolerance} from "
-                             f"{earliest.layer}" + (" — moved" if earliest.layer != earliest_clean.get(model) else " — same"))
+                continue
+            lines.append(f"  under {scenario}: best {best.layer} (AUROC {best.auroc:.3f}), within {tolerance} from "
+                         f"{earliest.layer} — {_moved(curve, earliest_clean.get(model), best, tolerance)}"
+                         + _robustness(curves, model, scenario, best.layer))
     if ablation is not None and len(ablation):
         worst = ablation.loc[ablation["auroc_drop"].idxmax()]
         lines.append(f"Ablation of the trained detector: removing {worst.block} costs the most "
