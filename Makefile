@@ -6,8 +6,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ONLY   ?=
 ONLY_ARG := $(if $(ONLY),--only $(ONLY),)
+PROFILE ?= default
 
-.PHONY: setup test test-fast report smoke full lab bench data clean-cache
+.PHONY: setup test test-fast report smoke full lab bench data html leaderboard clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,14 +34,22 @@ report: data                          ## run every notebook under the default pr
 smoke: data                           ## seconds per notebook
 	$(PY) -m dfd_utils run --profile smoke $(ONLY_ARG)
 
-full: data                            ## everything on all data (GPU) → results/full/
+full: data                            ## everything on all data, longer training → results/full/
 	$(PY) -m dfd_utils run --profile full $(ONLY_ARG)
+
+html: $(STAMP)                        ## executed reports of PROFILE as HTML with an index → build/html/PROFILE/
+	$(PY) -m dfd_utils html --profile $(PROFILE)
+
+leaderboard: $(STAMP)                 ## regenerate the README's results table from the records
+	$(PY) -m dfd_utils leaderboard --profile default --write-readme
 
 lab: $(STAMP)                         ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
-bench: $(STAMP)                       ## data-loading speed and memory
+bench: $(STAMP)                       ## speed figures: data loading, training, dfd score (each prints its CPU)
 	$(PY) -m dfd_utils bench data
+	$(PY) -m dfd_utils bench training
+	$(PY) -m dfd_utils bench score
 
 clean-cache:                          ## drop decoded-array caches
 	rm -rf data/cache

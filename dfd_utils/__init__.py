@@ -15,8 +15,8 @@ import importlib
 __version__ = "0.1.0"
 
 TOOLS = ("paths", "runtime", "weights", "profiles", "data", "loaders", "models", "training", "inference",
-         "distances", "features", "metrics", "scores", "plots", "runs", "detectors", "references", "robustness")
-ORCHESTRATION = ("runner", "cli", "bench", "report", "scoring")
+         "distances", "features", "metrics", "scores", "plots", "runs", "detectors", "references", "xdomain", "robustness")
+ORCHESTRATION = ("runner", "cli", "bench", "report", "scoring", "comparison")
 _SUBMODULES = (*TOOLS, "methods", *ORCHESTRATION)
 _SHORTCUTS = {  # du.<name> → the module that defines it
     "device": "runtime", "seed_everything": "runtime",

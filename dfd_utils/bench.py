@@ -103,3 +103,41 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
         print(f"  {row['model']:24s} {row['precision']}: {row['images_per_s']:7,.0f} images/s")
     print("  target: V3 ≥ 4,000 images/s where bf16 is native")
     return {"device": _machine(), "rows": rows}
+
+
+def bench_score(images: int = 4000, native_images: int = 128, profile: str = "default") -> dict:
+    """End-to-end images/s of `dfd score` — decode the files, bring them to the input policy,
+    score — for V4 on CIFAKE's 32-px JPEG files and for AEROBLADE at 256 px (the cross-domain
+    set's files, when present), with the detectors saved for `profile`."""
+    import zipfile
+
+    from . import data, scoring, xdomain
+    from .detectors import load
+
+    results = {}
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(data.resolve_cifake()) as archive:
+        names = [n for n in archive.namelist() if n.startswith("test/") and n.endswith(".jpg")][:images]
+        for name in names:
+            target = os.path.join(folder, name.replace("/", "_"))
+            with open(target, "wb") as handle:
+                handle.write(archive.read(name))
+        results["v4 · 32-px CIFAKE JPEGs"] = _time_scoring(scoring, [folder], load("v4", profile))
+    found = xdomain.find()
+    if found is not None:
+        with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(found / "xdomain_dev256.zip") as archive:
+            for name in [n for n in archive.namelist() if n.endswith(".jpg")][:native_images]:
+                with open(os.path.join(folder, name.replace("/", "_")), "wb") as handle:
+                    handle.write(archive.read(name))
+            results["aeroblade-native · 256-px JPEGs"] = _time_scoring(scoring, [folder], load("aeroblade-native", profile))
+    print(f"dfd score, end to end (decode + resize + score) {_machine()}:")
+    for what, (n, speed) in results.items():
+        print(f"  {what:34s} {n:6,d} images  {speed:8,.0f} images/s")
+    print("  target: v4 ≥ 2,000 images/s on a 2-core CPU")
+    return {"device": _machine(), "rows": {k: {"images": n, "images_per_s": s} for k, (n, s) in results.items()}}
+
+
+def _time_scoring(scoring, paths: list[str], detector) -> tuple[int, float]:
+    start = time.perf_counter()
+    inputs = scoring.collect(paths, progress=False)
+    scoring.score(inputs, [detector], progress=False)
+    return len(inputs.images), len(inputs.images) / (time.perf_counter() - start)

@@ -18,8 +18,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run")
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
+    score = commands.add_parser("score", help="score image files, folders or zips with saved detectors → CSV")
+    score.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or zips (REAL/ + FAKE/ = labelled)")
+    score.add_argument("--detector", default="all", help="comma-separated detector names, or all (default)")
+    score.add_argument("--profile", default="default", choices=("smoke", "default", "full"),
+                       help="whose saved detectors to use (results/<profile>/)")
+    score.add_argument("--out", default="scores.csv", help="the CSV to write (skipped files go beside it)")
+    board = commands.add_parser("leaderboard", help="print the leaderboard from the records (or write it into README.md)")
+    board.add_argument("--profile", default="default", choices=("smoke", "default", "full"))
+    board.add_argument("--write-readme", action="store_true", help="replace the README's generated results section")
+    pages = commands.add_parser("html", help="render a profile's executed reports to HTML with an index page")
+    pages.add_argument("--profile", default="default", choices=("smoke", "default", "full"))
+    pages.add_argument("--out", default=None, help="folder (default: build/html/<profile>/)")
     bench = commands.add_parser("bench", help="print speed/memory figures (and the CPU they were measured on)")
-    bench.add_argument("what", choices=("data", "dire", "training"))
+    bench.add_argument("what", choices=("data", "dire", "training", "score"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     race = commands.add_parser("race", help="rerun a model-selection race of notebook 04 and save its table")
     race.add_argument("what", choices=("v4-designs", "v4-recipes"))
@@ -59,6 +71,29 @@ def main(argv: list[str] | None = None) -> int:
         except DataError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "score":
+        from .detectors import DetectorError
+        from .scoring import ScoreError, run
+
+        try:
+            run(args.paths, args.detector, args.profile, args.out)
+        except (ScoreError, DetectorError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "leaderboard":
+        from . import report
+
+        if args.write_readme:
+            print(f"updated {report.write_readme(args.profile)}")
+        else:
+            print(report.markdown(report.leaderboard(args.profile)))
+        return 0
+    if args.command == "html":
+        from . import report
+
+        print(f"wrote {report.build_html(args.profile, args.out)}")
         return 0
     if args.command == "bench":
         from . import bench as benchmarks

@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .paths import cache_dir, data_dir, offline_by_setting, shared_dir
+from .runtime import interactive
 
 __all__ = [
     "CLASSES",
@@ -347,24 +348,29 @@ def _read_cache(path: Path) -> ImageSet:
 # --------------------------------------------------------------------------- public loaders
 def load_folder(source: str | Path, split: str | None = None, *, size: int | None = None,
                 convert_mode: bool = False, skip_invalid: bool = False, workers: int | None = None,
-                cache: bool = True, progress: bool = True, name: str | None = None) -> ImageSet:
+                cache: bool = True, progress: bool | None = None, name: str | None = None) -> ImageSet:
     """Load REAL/FAKE images from a folder or zip (`<split>/REAL`, `<split>/FAKE` or `REAL`, `FAKE`).
 
     size: centre-crop to square and resize to size x size; None requires one common size.
     convert_mode: convert grayscale / RGBA / palette images to RGB instead of failing.
     skip_invalid: drop unusable files (listed in `.skipped`) instead of raising DataError.
+    progress: a decoding bar (default: in an interactive session only, never in a report).
     """
     src = Source(Path(source))
     options = {"size": size, "convert_mode": convert_mode, "skip_invalid": skip_invalid}
     cache_path = _cache_file(src, split, options)
     if cache and cache_path.exists():
-        return _read_cache(cache_path)
+        try:
+            return _read_cache(cache_path)
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as error:
+            print(f"NOTE unreadable cache {cache_path} ({type(error).__name__}: {error}); decoding {src.path} again")
+            cache_path.unlink(missing_ok=True)
     by_class = class_members(src.members(), split, src.path)
     names = by_class["REAL"] + by_class["FAKE"]
     labels = np.array([0] * len(by_class["REAL"]) + [1] * len(by_class["FAKE"]), dtype=np.int64)
     shape = _first_shape(src, names, size, convert_mode)
     workers = workers or min(os.cpu_count() or 1, 8)
-    results = _decode_all(src, names, shape, size, convert_mode, workers, progress)
+    results = _decode_all(src, names, shape, size, convert_mode, workers, interactive() if progress is None else progress)
     failures = [f for r in results for f in r[2]]
     if failures and not skip_invalid:
         listed = "\n  ".join(f"{src.path}/{n}: {why}" for n, why in failures[:10])

@@ -33,7 +33,7 @@ from .models import load_model, save_model
 from .paths import notebooks_dir, results_dir
 from .scores import Scores, Threshold, argmax_threshold
 
-__all__ = ["InputPolicy", "Detector", "ClassifierDetector", "DetectorError", "DETECTORS_FOLDER", "SPEC_FILE",
+__all__ = ["InputPolicy", "Detector", "ClassifierDetector", "EnsembleDetector", "DetectorError", "DETECTORS_FOLDER", "SPEC_FILE",
            "detectors_folder", "available", "load", "made_by"]
 
 DETECTORS_FOLDER = "detectors"  # inside a run's record folder: results/<profile>/<run>/detectors/<name>/
@@ -229,3 +229,37 @@ class ClassifierDetector(Detector):
         model = load_model(folder, device)
         return cls(model, flip_average=spec["options"]["flip_average"], **common)
 
+
+
+class EnsembleDetector(Detector):
+    """The mean log-odds of several probability detectors (a geometric mean of their odds):
+    each member's score is its calibrated FAKE probability, so averaging on the logit scale
+    weighs them alike; FAKE when the mean is at least the log-odds of `threshold` (0.5)."""
+
+    def __init__(self, members: list[Detector], *, threshold: Threshold | None = None,
+                 policy: InputPolicy | None = None, **common):
+        policies = {m.policy for m in members}
+        if len(members) < 2 or len(policies) != 1:
+            raise ValueError("an ensemble needs two or more members with the same input policy")
+        super().__init__(threshold=threshold or Threshold(0.5, "mean log-odds of the members >= 0 (their argmax)"),
+                         policy=policy or policies.pop(), **common)
+        self.members = members
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        logits = [np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1)) for p in
+                  (member.score(images) for member in self.members)]
+        return 1 / (1 + np.exp(-np.mean(logits, axis=0)))
+
+    def _options(self) -> dict:
+        return {"members": [m.name for m in self.members]}
+
+    @classmethod
+    def _load(cls, folder: Path, spec: dict, common: dict, device: str) -> "EnsembleDetector":
+        profile_root = Path(folder).parents[2]  # results/<profile>/<run>/detectors/<name>
+        members = []
+        for name in spec["options"]["members"]:
+            found = sorted(profile_root.glob(f"*/{DETECTORS_FOLDER}/{name}/{SPEC_FILE}"))
+            if not found:
+                raise DetectorError(f"ensemble member {name!r} is not saved in {profile_root}")
+            members.append(_load_folder(found[0].parent, device))
+        return cls(members, **common)

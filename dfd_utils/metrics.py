@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 __all__ = ["evaluate", "tpr_at_fpr", "threshold_at_fpr", "bootstrap_intervals", "mean_interval", "paired_comparison",
-           "interval_verdict", "METRIC_TYPES", "METRIC_KEYS"]
+           "interval_verdict", "expected_calibration_error", "METRIC_TYPES", "METRIC_KEYS"]
 
 _RATE = (float,)
 _MAYBE_RATE = (float, type(None))  # intervals are null when evaluated without a bootstrap
@@ -172,3 +172,16 @@ def interval_verdict(low: float, high: float, reference: float, above: str = "ab
     if high < reference:
         return below
     return within
+
+
+
+def expected_calibration_error(labels, probabilities, bins: int = 15) -> float:
+    """ECE of FAKE probabilities: the mean |observed FAKE share − mean probability| over equal-
+    width bins, weighted by how many images fall in each (0 = perfectly calibrated)."""
+    labels, probabilities = _check(labels, probabilities)
+    if probabilities.min() < 0 or probabilities.max() > 1:
+        raise ValueError("calibration needs probabilities in [0, 1]")
+    index = np.clip(np.digitize(probabilities, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
+    gaps = [abs(labels[index == b].mean() - probabilities[index == b].mean()) * (index == b).mean()
+            for b in range(bins) if (index == b).any()]
+    return float(np.sum(gaps))

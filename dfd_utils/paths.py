@@ -18,6 +18,7 @@ __all__ = [
     "results_dir",
     "shared_dir",
     "notebooks_dir",
+    "checkpoints_dir",
     "offline",
     "offline_by_setting",
     "hub_reachable",
@@ -60,6 +61,13 @@ def shared_dir() -> Path:
 
 def notebooks_dir() -> Path:
     return project_root() / "notebooks"
+
+
+def checkpoints_dir(profile: str) -> Path:
+    """Training checkpoints of interrupted runs: `DFD_CHECKPOINTS`, else `data/checkpoints/<profile>/`
+    (outside the run folders, which every run starts afresh)."""
+    env = os.environ.get("DFD_CHECKPOINTS")
+    return (Path(env) if env else data_dir() / "checkpoints") / profile
 
 
 HUB_ADDRESS = ("huggingface.co", 443)  # where pretrained weights come from when online

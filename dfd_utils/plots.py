@@ -10,7 +10,8 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 __all__ = ["confusion", "roc_pr", "score_histogram", "scatter_by_class", "image_grid", "side_by_side", "heatmaps", "lines",
-           "training_curves", "table_heatmap", "interval_bars", "reliability", "CLASS_NAMES"]
+           "training_curves", "table_heatmap", "interval_bars", "reliability", "cost_vs_auroc", "robustness_curves",
+           "cross_domain_bars", "CLASS_NAMES"]
 
 CLASS_NAMES = ("REAL", "FAKE")
 matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
@@ -213,14 +214,14 @@ def interval_bars(table, x: str, y: str, low: str, high: str, hue: str, title: s
     return fig
 
 
-def reliability(labels, probabilities_by_name: dict, bins: int = 10, title: str = ""):
-    """Reliability diagram: observed FAKE share against mean predicted probability per bin."""
-    labels = np.asarray(labels)
+def reliability(curves: dict, bins: int = 10, title: str = ""):
+    """Reliability diagram: per detector (name → (labels, FAKE probabilities)), the observed FAKE
+    share against the mean predicted probability in each of `bins` equal-width bins."""
     edges = np.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    for name, probabilities in probabilities_by_name.items():
-        probabilities = np.clip(np.asarray(probabilities, dtype=float), 0, 1)
+    for name, (labels, probabilities) in curves.items():
+        labels, probabilities = np.asarray(labels), np.clip(np.asarray(probabilities, dtype=float), 0, 1)
         index = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
         used = [b for b in range(bins) if (index == b).any()]
         ax.plot([probabilities[index == b].mean() for b in used], [labels[index == b].mean() for b in used],
@@ -230,3 +231,52 @@ def reliability(labels, probabilities_by_name: dict, bins: int = 10, title: str 
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def cost_vs_auroc(board):
+    """Test AUROC (with its interval) against scoring speed and against training time, one
+    point per detector; training-free detectors sit at zero training minutes."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    minutes = board["train_seconds"].fillna(0) / 60
+    for ax, x, label, log in ((axes[0], board["infer_images_per_s"], "images scored per second (as recorded)", True),
+                              (axes[1], minutes, "training minutes (0 = training-free)", False)):
+        error = np.vstack([board["auroc"] - board["auroc_ci_low"], board["auroc_ci_high"] - board["auroc"]])
+        ax.errorbar(x, board["auroc"], yerr=error, fmt="o", capsize=3)
+        for xi, yi, name in zip(x, board["auroc"], board["detector"]):
+            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set(xlabel=label, ylabel="test AUROC", xscale="log" if log else "linear")
+        ax.axhline(0.5, ls=":", color="grey")
+    fig.suptitle("cost against separation on CIFAKE test")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def robustness_curves(table, damage: str, what: str):
+    """AUROC (with intervals) and accuracy at the clean threshold against one damage's strength,
+    one line per detector; the clean score is drawn at the left as strength "clean"."""
+    fig, (auroc_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, part in table.groupby("detector", sort=False):
+        rows = pd.concat([part[part["damage"] == "clean"], part[part["damage"] == damage]])
+        positions = np.arange(len(rows))
+        auroc_ax.errorbar(positions, rows["auroc"], yerr=np.vstack([rows["auroc"] - rows["auroc_ci_low"],
+                                                                     rows["auroc_ci_high"] - rows["auroc"]]),
+                          marker="o", capsize=2, label=name)
+        acc_ax.plot(positions, rows["acc_at_clean_threshold"], marker="o", label=name)
+        ticks = ["clean"] + [f"{s:g}" for s in rows["strength"].iloc[1:]]
+    for ax, label in ((auroc_ax, "AUROC"), (acc_ax, "accuracy at the clean threshold")):
+        ax.set_xticks(np.arange(len(ticks)), ticks)
+        ax.set(xlabel=what, ylabel=label)
+        ax.axhline(0.5, ls=":", color="grey")
+    acc_ax.legend(fontsize=8)
+    fig.suptitle(f"robustness to {damage}")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def cross_domain_bars(table):
+    """AUROC with 95% intervals per detector on the other image set, overall and per family."""
+    shown = table.assign(label=lambda t: t["generators"] + " (" + t["n_fake"].astype(str) + " FAKE)")
+    return interval_bars(shown, "detector", "auroc", "auroc_ci_low", "auroc_ci_high", "label",
+                         "AUROC on the cross-domain set (REAL photos vs each group of generated images)", reference=0.5)

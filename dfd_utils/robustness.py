@@ -1,8 +1,10 @@
 """Perturbations that damage generator artefacts: JPEG re-compression, blur, resizing, noise.
 
-One shared definition, so that layer probing (notebook 07) and the comparison (notebook 08)
-test the same scenarios. Every function maps uint8 (N, H, W, 3) to uint8 images of the same
-shape and is deterministic for a given seed.
+One shared definition, so that layer probing (notebook 07) and the comparison (notebook 99)
+test the same damage. Every function maps uint8 (N, H, W, 3) to uint8 images of the same
+shape and is deterministic for a given seed. `SEVERITIES` is the comparison's protocol (after
+AIGCDetectBenchmark and "Fake or JPEG?"): each damage at three or four strengths, applied to
+test images only, the detectors trained on clean images.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["SCENARIOS", "perturb", "jpeg", "blur", "resize", "noise"]
+__all__ = ["SCENARIOS", "SEVERITIES", "perturb", "damage", "jpeg", "blur", "resize", "noise"]
 
 
 def _each(images: np.ndarray, change) -> np.ndarray:
@@ -61,4 +63,20 @@ def perturb(images: np.ndarray, scenario: str, seed: int = 0) -> np.ndarray:
     function, strength = SCENARIOS[scenario]
     if function is None:
         return images
+    return function(images, strength, seed) if function is noise else function(images, strength)
+
+
+SEVERITIES = {  # damage → (function, strengths from mild to severe, what the strength is)
+    "jpeg": (jpeg, [95, 75, 50, 30], "JPEG quality"),
+    "blur": (blur, [0.5, 1.0, 2.0], "Gaussian blur sigma (px)"),
+    "resize": (resize, [0.75, 0.5, 0.25], "down-and-up resize scale"),
+    "noise": (noise, [2.0, 5.0, 10.0], "Gaussian noise sigma (0-255)"),
+}
+
+
+def damage(images: np.ndarray, kind: str, strength: float, seed: int = 0) -> np.ndarray:
+    """One damage of `SEVERITIES` at one strength."""
+    if kind not in SEVERITIES:
+        raise ValueError(f"unknown damage {kind!r}; known: {list(SEVERITIES)}")
+    function = SEVERITIES[kind][0]
     return function(images, strength, seed) if function is noise else function(images, strength)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .detectors import Detector, detectors_folder
-from .paths import results_dir
+from .paths import checkpoints_dir, results_dir
 from .runtime import device, environment, seed_everything
 from .scores import Scores
 
@@ -33,8 +33,16 @@ def notebook_params(namespace: dict) -> dict:
     Passing `globals()` right after the parameters cell records exactly what papermill
     injected, without repeating every name by hand.
     """
-    return {k: v for k, v in namespace.items()
-            if k.isupper() and not k.startswith("_") and isinstance(v, _PLAIN)}
+    return {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_") and _plain(v)}
+
+
+def _plain(value) -> bool:
+    """A JSON-able parameter value, all the way down (an imported UPPER_CASE table of functions is not one)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, _PLAIN)
 
 
 def _json_default(value):
@@ -114,6 +122,17 @@ class Run:
             new = pd.concat([old[(old["variant"] != scores.variant) | (old["split"] != scores.split)], new],
                             ignore_index=True)
         new.to_csv(path, index=False)
+        return path
+
+    def checkpoint(self, name: str, resume: bool) -> Path:
+        """Where a long fit of this run keeps its per-epoch checkpoint (`training.fit(checkpoint=…)`).
+        With `resume`, one left by an interrupted run is picked up; without, it is removed first.
+        Delete the file once the fit has finished, so that the next run trains afresh."""
+        path = checkpoints_dir(self.profile) / self.name / f"{name}.pt"
+        if not resume:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            print(f"NOTE an interrupted training left {path}: resuming it (RESUME=False starts afresh)")
         return path
 
     def save_detector(self, detector: Detector) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from .inference import predict
 from .loaders import make_loader, to_tensor
 from .runtime import autocast, interactive, precision as resolve_precision, device as pick_device
 
-__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread"]
+__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread", "plan_epochs"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -91,6 +92,20 @@ def evaluate_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
 OBJECTIVES = ("classify", "reconstruct")
 
 
+def plan_epochs(minutes: float, model: nn.Module, train: ImageSet, *, fixed: int = 0, checkpoint: Path | None = None,
+                seed: int = 0, **fit_options) -> tuple[int, float | None, str]:
+    """How many epochs a fit gets, and why: an interrupted run's plan when its checkpoint
+    exists (so resuming never changes the schedule), else `fixed` when > 0, else as many as fit
+    in `minutes` here (`epochs_within`). Returns (epochs, measured images/s or None, how)."""
+    if checkpoint is not None and Path(checkpoint).exists():
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["key"]["epochs"]), None, \
+            "kept from the interrupted run's checkpoint"
+    if fixed:
+        return fixed, None, "fixed"
+    epochs, speed = epochs_within(minutes, model, train, seed=seed, **fit_options)
+    return epochs, speed, f"{minutes:g}-min budget"
+
+
 @torch.no_grad()
 def reconstruction_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
                         device: str | torch.device = "auto") -> float:
@@ -108,7 +123,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 5e-4, optimizer: str = "adamw",
         schedule: str = "onecycle", augment: str = "none", label_smoothing: float = 0.0,
         objective: str = "classify", precision: str = "fp32", seed: int = 0,
-        device: str | torch.device = "auto", progress: bool | None = None) -> History:
+        device: str | torch.device = "auto", progress: bool | None = None,
+        checkpoint: str | Path | None = None) -> History:
     """Train `model` and return the per-epoch history. `objective="classify"`: a 2-logit
     detector with cross-entropy; `"reconstruct"`: an autoencoder with MSE to its input.
 
@@ -116,6 +132,12 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     `precision` is fp32, bf16 (autocast forward, fp32 weights) or auto (see
     `runtime.precision`); each history row records the one used. `progress` (default: only
     in an interactive session, never in an executed report) shows a bar per epoch.
+
+    `checkpoint`: a file that, after every epoch, holds everything needed to go on — weights,
+    optimiser, schedule, the data order's and the augmentation's random state, the history —
+    written atomically. A fit given an existing checkpoint resumes after its last epoch and
+    ends as the uninterrupted fit would have; one made by a fit with other arguments is an
+    error, never silently reused.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
@@ -128,7 +150,13 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history = History()
     progress = interactive() if progress is None else progress
-    for epoch in range(1, epochs + 1):
+    key = {"model": getattr(model, "model_spec", type(model).__name__), "images": len(train), "epochs": epochs,
+           "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer, "schedule": schedule,
+           "augment": augment, "label_smoothing": label_smoothing, "objective": objective, "precision": used_precision,
+           "seed": seed}
+    parts = {"model": model, "optimizer": opt, "schedule": sched}
+    done = _resume(Path(checkpoint), key, parts, loader, history) if checkpoint and Path(checkpoint).exists() else 0
+    for epoch in range(done + 1, epochs + 1):
         model.train()
         start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for images, labels in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress):
@@ -157,8 +185,44 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         elif val is not None:
             row["val_loss"] = reconstruction_loss(model, val, device=device)
         history.rows.append(row)
+        if checkpoint:
+            _save_checkpoint(Path(checkpoint), key, parts, loader, history)
     model.eval()
     return history
+
+
+def _random_states(loader) -> dict:
+    return {"order": loader.generator.get_state(), "augment": loader.dataset.generator.get_state(),
+            "torch": torch.get_rng_state()}
+
+
+def _save_checkpoint(path: Path, key: dict, parts: dict, loader, history: History) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"key": key, "rows": history.rows, "random": _random_states(loader),
+             **{name: part.state_dict() for name, part in parts.items()}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _resume(path: Path, key: dict, parts: dict, loader, history: History) -> int:
+    """Load a checkpoint into the fit's parts; returns the number of epochs it had done."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - a damaged file is reported with its fix
+        raise ValueError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it to start afresh") from error
+    if state["key"] != key:
+        changed = sorted(k for k in key if state["key"].get(k) != key[k])
+        raise ValueError(f"checkpoint {path} was made by a fit with other arguments ({', '.join(changed)}); "
+                         "delete it to start afresh or give the fit its own checkpoint file")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    loader.generator.set_state(state["random"]["order"])
+    loader.dataset.generator.set_state(state["random"]["augment"])
+    torch.set_rng_state(state["random"]["torch"])
+    history.rows.extend(state["rows"])
+    print(f"resumed from {path} after epoch {len(state['rows'])} of {key['epochs']}")
+    return len(state["rows"])
 
 
 def training_speed(model: nn.Module, train: ImageSet, probe_images: int = 4096, seed: int = 0,

@@ -203,3 +203,15 @@ def test_real_cifake_counts_and_leakage(real_cifake):
     assert summary["unique_images"] == {"train/REAL": 50000, "train/FAKE": 49080,
                                         "test/REAL": 10000, "test/FAKE": 9962}
     assert len(du.deduplicate(test, train).ids) == 20000 - 378 - 38
+
+
+@pytest.mark.parametrize("damage", ["truncate", "not a zip"])
+def test_an_unreadable_cache_is_rebuilt_with_a_note(cifake_folder, capsys, damage):
+    first = du.load_folder(cifake_folder, "test")
+    (cache_file,) = list(du.paths.cache_dir().glob("*.npz"))
+    data = cache_file.read_bytes()
+    cache_file.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"garbage, not a zip")
+    again = du.load_folder(cifake_folder, "test")
+    assert "unreadable cache" in capsys.readouterr().out
+    np.testing.assert_array_equal(first.images, again.images)
+    assert du.load_folder(cifake_folder, "test").ids.tolist() == first.ids.tolist()  # and the rebuilt cache reads

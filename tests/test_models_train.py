@@ -205,3 +205,53 @@ def test_seed_spread_trains_once_per_seed_and_scores_every_split(cifake_folder):
                                   {"test": test, "again": test}, [0, 1], epochs=1, batch_size=16, progress=False)
     assert list(zip(spread.seed, spread.split)) == [(0, "test"), (0, "again"), (1, "test"), (1, "again")]
     assert spread.acc.between(0, 1).all()
+
+
+_SLOW_FIT = """
+import sys, time, torch
+import dfd_utils as du
+from dfd_utils import models, training
+torch.manual_seed(0)
+model = models.create_model("cifake_cnn", filters=4)
+forward = model.forward
+model.forward = lambda x: (time.sleep(0.15), forward(x))[1]  # slow enough to be killed between epochs
+training.fit(model, du.load_cifake("train", sys.argv[1], progress=False), epochs=6, batch_size=16, augment="flip",
+             progress=False, checkpoint=sys.argv[2])
+"""
+
+
+def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(cifake_folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    train_set = du.load_cifake("train", cifake_folder, progress=False)
+    checkpoint = tmp_path / "fit.pt"
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_FIT, str(cifake_folder), str(checkpoint)])
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if checkpoint.exists() and len(torch.load(checkpoint, weights_only=False)["rows"]) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    done = len(torch.load(checkpoint, weights_only=False)["rows"])
+    assert 2 <= done < 6, f"the child was to be killed mid-training, after {done} epochs"
+
+    def fresh():
+        torch.manual_seed(0)
+        return models.create_model("cifake_cnn", filters=4)
+
+    options = dict(epochs=6, batch_size=16, augment="flip", progress=False)
+    resumed_model = fresh()
+    resumed = training.fit(resumed_model, train_set, checkpoint=checkpoint, **options)
+    whole_model = fresh()
+    whole = training.fit(whole_model, train_set, **options)
+    assert [r["epoch"] for r in resumed.rows] == list(range(1, 7))
+    np.testing.assert_allclose([r["train_loss"] for r in resumed.rows], [r["train_loss"] for r in whole.rows], rtol=1e-5)
+    for a, b in zip(resumed_model.state_dict().values(), whole_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="other arguments .*lr"):
+        training.fit(fresh(), train_set, checkpoint=checkpoint, **(options | {"lr": 0.5}))

@@ -50,3 +50,50 @@ def test_failing_notebook_keeps_partial_output_and_exits_nonzero(isolated_paths,
     assert result.returncode == 1
     assert "FAILED 00_data_audit in cell" in result.stdout and "DataError" in result.stdout
     assert (isolated_paths / "results" / "smoke" / "00_data_audit.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_leaderboard_and_detectors_from_the_smoke_records(smoke_results, monkeypatch):
+    from dfd_utils import detectors, report
+
+    _, results = smoke_results
+    monkeypatch.setenv("DFD_RESULTS", str(results.parent))
+    saved = detectors.available("smoke")
+    assert {"v1", "v2", "v3", "v4", "dire", "aeroblade", "aeroblade-native", "ensemble"} <= set(saved)
+    board = report.leaderboard("smoke")
+    assert set(board.detector) >= {"v1", "v2", "v3", "v4", "dire", "aeroblade", "ensemble"}
+    assert board.auroc.is_monotonic_decreasing and (board.params >= 0).all()
+    assert "| `v4` |" in report.markdown(board)
+
+
+@pytest.mark.slow
+def test_html_index_opens_in_a_real_browser_with_every_link_and_headline(smoke_results, monkeypatch, tmp_path):
+    import re
+    import shutil
+
+    from dfd_utils import report
+
+    _, results = smoke_results
+    monkeypatch.setenv("DFD_RESULTS", str(results.parent))
+    index = report.build_html("smoke", tmp_path / "html")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+
+    def render(page):
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+        shown = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        return shown.stdout
+
+    dom = render(index)
+    links = re.findall(r'href="([^"]+\.html)"', dom)
+    assert sorted(links) == sorted(f"{nb.stem}.html" for nb in NOTEBOOKS)
+    for notebook in NOTEBOOKS:
+        headline = report.headline("smoke", notebook.stem)
+        if headline != "no scores recorded":
+            assert re.search(r"AUROC [0-9.]+", headline).group() in dom  # each headline number, as rendered
+    for link in links:
+        page = index.parent / link
+        assert page.exists() and "jp-Notebook" in render(page)  # every link resolves to a rendered report

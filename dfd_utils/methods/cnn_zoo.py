@@ -48,9 +48,11 @@ def _one(backbone: str, strategy: str, fit_set: ImageSet, val_set: ImageSet, tes
 
 
 def compare_backbones(backbones: list[str], fit_set: ImageSet, val_set: ImageSet, test_sets: dict[str, ImageSet],
-                      *, input_size: int = 32, strategies: tuple[str, ...] = ("full",), backbone_lr_scale: float = 0.1,
+                      *, input_size: int = 32, input_sizes: dict[str, int] | None = None,
+                      strategies: tuple[str, ...] = ("full",), backbone_lr_scale: float = 0.1,
                       name: str = "v2", **fit_options) -> tuple[pd.DataFrame, list[Scores], ClassifierDetector]:
-    """Train and score every backbone × strategy. Returns one table row each (sorted by
+    """Train and score every backbone × strategy, each at `input_sizes.get(backbone, input_size)`
+    pixels (upsampled inside the model). Returns one table row each (sorted by
     pretraining source), the `Scores` of every model on every test set, and the detector
     with the best validation accuracy (saved under `name`). A linear probe of a backbone without pretrained
     weights is skipped, and the reason printed."""
@@ -58,8 +60,9 @@ def compare_backbones(backbones: list[str], fit_set: ImageSet, val_set: ImageSet
     for backbone in backbones:
         for strategy in strategies:
             try:
-                row, scores, detector = _one(backbone, strategy, fit_set, val_set, test_sets, input_size,
-                                             backbone_lr_scale, name, fit_options)
+                row, scores, detector = _one(backbone, strategy, fit_set, val_set, test_sets,
+                                             (input_sizes or {}).get(backbone, input_size), backbone_lr_scale, name,
+                                             fit_options)
             except ValueError as error:
                 if "linear probe needs pretrained" not in str(error):
                     raise

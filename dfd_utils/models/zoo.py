@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..paths import offline
-from ..weights import find, load_state, search_dirs
+from ..weights import WeightsError, find, load_state, packaged_state, search_dirs
 from .cifar_resnet import CifarResNet
 from .small_cnn import Normalize
 
@@ -75,8 +75,9 @@ class ZooDetector(nn.Module):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
         self.backbone_name, self.input_size, self.strategy, self.stem = backbone, input_size, strategy, stem
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.backbone = _build_backbone(backbone, stem)
+        config = getattr(self.backbone, "pretrained_cfg", {})  # timm's: what its ImageNet weights expect
+        self.normalize = Normalize(config.get("mean", IMAGENET_MEAN), config.get("std", IMAGENET_STD))
         with torch.no_grad():  # pooled width, incl. timm heads with an extra conv (e.g. MobileNetV3)
             width = self.backbone.eval()(torch.zeros(1, 3, input_size, input_size)).shape[1]
         self.head = nn.Sequential(nn.BatchNorm1d(width, affine=False), nn.Linear(width, 2)) if strategy == "linear" \
@@ -110,18 +111,35 @@ def _load_cifar(model: ZooDetector, depth: int) -> str:
     return f"local: {path} (CIFAR-10)"
 
 
-def _load_timm(model: ZooDetector, backbone: str) -> str:
+def _timm_state(backbone: str) -> tuple[dict | None, str]:
+    """ImageNet weights for a timm backbone: a local file, then timm's hub (online), then the
+    weights an installed package ships; (None, "none (why)") when all fail."""
     import timm
 
     local = find(f"timm/{backbone}.safetensors") or find(f"timm/{backbone}.pth")
-    if local is None and offline():
-        return f"none (offline and no local timm/{backbone}.safetensors in {', '.join(map(str, search_dirs()))})"
-    overlay = {"file": str(local)} if local else None
+    reasons = []
+    if local is not None or not offline():
+        overlay = {"file": str(local)} if local else None
+        try:
+            state = timm.create_model(backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay).state_dict()
+            return state, (f"local: {local} (ImageNet)" if local else f"hub: timm/{backbone} (ImageNet)")
+        except Exception as error:  # noqa: BLE001 - reported in the record, never hidden
+            reasons.append(f"timm could not load ImageNet weights: {type(error).__name__}: {error}")
+    else:
+        reasons.append(f"offline and no local timm/{backbone}.safetensors in {', '.join(map(str, search_dirs()))}")
     try:
-        pretrained = timm.create_model(backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
-    except Exception as error:  # noqa: BLE001 - reported in the record, never hidden
-        return f"none (timm could not load ImageNet weights: {type(error).__name__}: {error})"
-    state = pretrained.state_dict()
+        full = timm.create_model(backbone, pretrained=False).state_dict()  # with its classifier, like the file
+        state, source = packaged_state(backbone, full)
+        return {k: v for k, v in state.items() if not k.startswith("classifier.")}, source
+    except WeightsError as error:
+        reasons.append(str(error))
+    return None, f"none ({'; '.join(reasons)})"
+
+
+def _load_timm(model: ZooDetector, backbone: str) -> str:
+    state, source = _timm_state(backbone)
+    if state is None:
+        return source
     if model.stem == "cifar":  # every layer but the new 3x3 stem convolution
         state = {k: v for k, v in state.items() if not k.startswith("conv1.")}
         missing, unexpected = model.backbone.load_state_dict(state, strict=False)
@@ -129,7 +147,7 @@ def _load_timm(model: ZooDetector, backbone: str) -> str:
             raise ValueError(f"{backbone}: pretrained weights do not fit the CIFAR-stem model ({missing}, {unexpected})")
     else:
         model.backbone.load_state_dict(state, strict=True)
-    return f"local: {local} (ImageNet)" if local else f"hub: timm/{backbone} (ImageNet)"
+    return source
 
 
 def pretrained_detector(backbone: str, input_size: int = 32, strategy: str = "full", backbone_lr_scale: float = 0.1,
