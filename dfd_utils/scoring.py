@@ -15,6 +15,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -89,13 +90,27 @@ def _hidden(member: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in member.split("/"))
 
 
-def _members(path: Path) -> list[tuple[str, bytes | Path]]:
-    """(display path, bytes or file) for every file inside a folder or zip."""
+def _member_names(path: Path) -> list[str]:
+    """The files of a folder or zip as paths inside it (sorted, hidden clutter left out), or a lone file's name."""
     if path.is_dir():
-        return [(str(p), p) for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p.relative_to(path).as_posix())]
-    with zipfile.ZipFile(path) as archive:
-        return [(f"{path}!{name}", archive.read(name)) for name in sorted(archive.namelist())
-                if not name.endswith("/") and not _hidden(name)]
+        names = (p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if not name.endswith("/")]
+    else:
+        return [path.name]
+    return sorted(name for name in names if not _hidden(name))
+
+
+def _read(path: Path, names: list[str]) -> Iterator[tuple[str, str, bytes]]:
+    """(display path, path inside, bytes) for each of `names`, read one at a time (a zip opened once)."""
+    if path.is_dir():
+        yield from ((str(path / name), name, (path / name).read_bytes()) for name in names)
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            yield from ((f"{path}!{name}", name, archive.read(name)) for name in names)
+    else:
+        yield str(path), path.name, path.read_bytes()
 
 
 def _check_paths(paths: list[str | Path]) -> list[Path]:
@@ -119,22 +134,18 @@ def collect(paths: list[str | Path], progress: bool | None = None) -> Inputs:
     """Decode every image under `paths`. A folder or zip is labelled when all its images sit in
     REAL/ or FAKE/ folders (at any depth, e.g. test/REAL); unusable files are skipped and listed."""
     inputs = Inputs()
+    show = interactive() if progress is None else progress
     for path in _check_paths(paths):
-        is_container = path.is_dir() or zipfile.is_zipfile(path)
-        members = _members(path) if is_container else [(str(path), path)]
-        relative = [name.split("!", 1)[1] if "!" in name else Path(name).relative_to(path).as_posix()
-                    if is_container else Path(name).name for name, _ in members]
-        image_members = [r for r in relative if Path(r).suffix.lower() in IMAGE_SUFFIXES]
-        labelled = is_container and {_label_of(r) for r in image_members} == {0, 1}
-        for (name, content), member in tqdm(list(zip(members, relative)), desc=f"decoding {path.name}", unit="img",
-                                            disable=not (interactive() if progress is None else progress)):
-            data = content.read_bytes() if isinstance(content, Path) else content
+        names = _member_names(path)
+        labelled = {_label_of(n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES} == {0, 1}
+        for shown, member, data in tqdm(_read(path, names), total=len(names), desc=f"decoding {path.name}", unit="img",
+                                        disable=not show):
             array, reason = _decode(data, member)
             if array is None:
-                inputs.skipped.append((name, reason))
+                inputs.skipped.append((shown, reason))
                 continue
             inputs.images.append(array)
-            inputs.paths.append(name)
+            inputs.paths.append(shown)
             inputs.labels.append(_label_of(member) if labelled else None)
     if not inputs.images:
         raise ScoreError(f"no image could be decoded under {', '.join(map(str, paths))} "
