@@ -25,6 +25,7 @@ from torch import nn
 
 from ..data import ImageSet
 from ..detectors import ClassifierDetector, Detector
+from ..inference import predict
 from ..loaders import to_tensor
 from ..metrics import bootstrap_intervals
 from ..models import create_model, load_model, save_model
@@ -261,8 +262,7 @@ class DireDetector(Detector):
 
     def score(self, images: np.ndarray) -> np.ndarray:
         _, maps, _ = dire(self.diffusion, images, self.steps, self.batch_size)
-        return ClassifierDetector(self.classifier, name="map-cnn", method=METHOD, variant="",
-                                  policy=self.policy).score(_as_uint8(maps))
+        return predict(self.classifier, _as_uint8(maps))[0]
 
     def _options(self) -> dict:
         return {"steps": self.steps, "diffusion": _relative(Path(self.diffusion.location))

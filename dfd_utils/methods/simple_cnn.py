@@ -40,7 +40,7 @@ def protocol(params: dict, train_images: int, sweep_images: int, precision: str)
         {"item": "sweep budget", "this run": f"{params['SWEEP_EPOCHS']} epochs on {sweep_images:,} images",
          "note": "ranked by validation accuracy on held-out training images"},
         {"item": "final training", "this run": f"{params['EPOCHS']} epochs on {train_images:,} images",
-         "note": "the best topology retrained on the whole training split"},
+         "note": "the best topology trained on the training part; the validation part is held out for its curves"},
         {"item": "optimiser", "this run": f"AdamW, one-cycle LR (peak {params['LR']}), batch {params['BATCH_SIZE']}",
          "note": "a modern schedule: a likely source of any gain over the paper"},
         {"item": "augmentation", "this run": "none", "note": ""},
