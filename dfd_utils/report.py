@@ -10,6 +10,7 @@ records, so the README can never quote numbers the records do not hold.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -44,15 +45,8 @@ def saved_parameters(folder: Path) -> int:
         with safe_open(str(path), "pt") as handle:
             for key in handle.keys():
                 if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
-                    total += _numel(handle.get_slice(key).get_shape())
+                    total += math.prod(handle.get_slice(key).get_shape())
     return total
-
-
-def _numel(shape) -> int:
-    count = 1
-    for side in shape:
-        count *= side
-    return count
 
 
 def leaderboard(profile: str = "default") -> pd.DataFrame:

@@ -201,8 +201,7 @@ def summary(rows: pd.DataFrame, inputs: Inputs, n_boot: int = 1000) -> pd.DataFr
 def run(paths: list[str | Path], detectors: list[str] | str = "all", profile: str = "default",
         out: str | Path = "scores.csv", n_boot: int = 1000, progress: bool | None = None) -> pd.DataFrame:
     """The whole command: check, decode, score, write `out` (and `<out>.skipped.csv`), print the summary."""
-    loaded = _resolve(detectors, profile)  # unknown names fail here, before any decoding
-    _check_paths(paths)
+    loaded = _resolve(detectors, profile)  # unknown names fail here; `collect` checks every path before decoding
     inputs = collect(paths, progress)
     rows = score(inputs, loaded, progress)
     out = Path(out)
