@@ -6,7 +6,8 @@ re-scoring — nothing is retrained, no threshold or choice is made on a test se
 - `robustness`: AUROC and accuracy at the clean threshold under `robustness.SEVERITIES`;
 - `calibration_table`: expected calibration error of the probability detectors;
 - `group_accuracy`: accuracy per CIFAKE file-name group (the "(k)" suffix) and class;
-- `cross_domain`: every detector on another image set, per generator family where n allows.
+- `cross_domain`: every detector on another image set, per generator family where n allows;
+- `transfer_table`: what transfers — each detector's CIFAKE AUROC beside its cross-domain one.
 """
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ import pandas as pd
 
 from .data import ImageSet
 from .detectors import SPEC_FILE, Detector, available
-from .metrics import bootstrap_intervals, evaluate, expected_calibration_error, paired_comparison
+from .metrics import bootstrap_intervals, evaluate, expected_calibration_error, interval_verdict, paired_comparison
 from .robustness import SEVERITIES, damage
 from .scores import Scores, Threshold
 
 __all__ = ["recorded_scores", "paired_table", "robustness", "calibration_table", "file_groups", "group_accuracy",
-           "confident_errors", "cross_domain", "PROBABILITY_KINDS"]
+           "confident_errors", "cross_domain", "transfer_table", "PROBABILITY_KINDS"]
 
 PROBABILITY_KINDS = ("ClassifierDetector", "DireDetector", "EnsembleDetector")  # scores are FAKE probabilities
 
@@ -142,3 +143,20 @@ def cross_domain(detectors: dict[str, Detector], image_sets: dict[str, ImageSet]
                          "fpr_at_cifake_threshold": float((scores[labels == 0] >= detector.threshold.value).mean()),
                          "input": detector.policy.rule})
     return pd.DataFrame(rows), all_scores
+
+
+def transfer_table(cifake_auroc: dict[str, float], overall: pd.DataFrame) -> pd.DataFrame:
+    """Per detector: its CIFAKE test AUROC, its cross-domain AUROC with the interval, and two
+    verdicts read from that interval — against chance (0.5) and against the CIFAKE AUROC
+    ("keeps it" only when the interval reaches it). `overall` is `cross_domain`'s
+    "all generators" rows indexed by detector."""
+    rows = []
+    for name, row in overall.iterrows():
+        cifake = cifake_auroc.get(name, np.nan)
+        low, high = row.auroc_ci_low, row.auroc_ci_high
+        rows.append({"detector": name, "cifake_auroc": cifake, "xdomain_auroc": row.auroc,
+                     "xdomain_ci_low": low, "xdomain_ci_high": high,
+                     "against_chance": interval_verdict(low, high, 0.5, "above chance", "below chance (inverted)", "chance"),
+                     "against_cifake": "—" if np.isnan(cifake) else interval_verdict(
+                         low, high, cifake, "above its CIFAKE AUROC", "below its CIFAKE AUROC", "keeps its CIFAKE AUROC")})
+    return pd.DataFrame(rows)

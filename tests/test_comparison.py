@@ -72,3 +72,14 @@ def test_robustness_and_cross_domain_tables(cifake_folder):
     cross, scored = comparison.cross_domain({"v": detector}, {"v": test}, families, min_n=10, n_boot=20)
     assert list(cross.generators) == ["all generators", "X", "Y"] and (cross.n_real == test.n_real).all()
     assert cross.fpr_at_cifake_threshold.between(0, 1).all() and len(scored["v"]) == len(test)
+
+
+def test_transfer_table_reads_its_verdicts_from_the_intervals():
+    import pandas as pd
+    overall = pd.DataFrame({"auroc": [0.99, 0.55, 0.50, 0.40], "auroc_ci_low": [0.98, 0.52, 0.45, 0.35],
+                            "auroc_ci_high": [1.0, 0.58, 0.55, 0.45]}, index=["a", "b", "c", "d"])
+    table = comparison.transfer_table({"a": 0.995, "b": 0.99, "c": 0.9}, overall).set_index("detector")
+    assert list(table.against_chance) == ["above chance", "above chance", "chance", "below chance (inverted)"]
+    assert table.loc["a", "against_cifake"] == "keeps its CIFAKE AUROC"
+    assert table.loc["b", "against_cifake"] == "below its CIFAKE AUROC"
+    assert table.loc["d", "against_cifake"] == "—"  # no CIFAKE record: no claim
