@@ -137,7 +137,8 @@ def test_v4_design_race_gives_each_design_its_time_and_a_validation_score(cifake
     designs = {"tiny": {"width": 4, "depth": 1, "stages": 2}, "small": {"width": 8, "depth": 1, "stages": 3}}
     rows = detector_cnn.race_designs(seconds=0.05, designs=designs, val_per_class=2, batch_size=8, source=cifake_folder).to_dict("records")
     assert [row["design"] for row in rows] == ["tiny", "small"]
-    assert all(0 <= row["val_acc"] <= 1 and row["images"] >= 2 and row["images_per_s"] > 0 for row in rows)
+    assert all(0 <= row["val_acc"] <= 1 and row["images"] >= 2 and row["images_per_s"] > 0 and row["val_images"] == 4
+               for row in rows)
     assert "val acc" in capsys.readouterr().out
 
 
@@ -196,7 +197,20 @@ def test_notebook_04_defaults_are_the_raced_shape_and_options():
     assert {k: declared[k.upper()] for k in detector_cnn.V4_SHAPE} == detector_cnn.V4_SHAPE
     assert declared["BATCH_SIZE"] == detector_cnn.V4_OPTIONS["batch_size"]
     assert declared["LR"] == detector_cnn.V4_OPTIONS["lr"] and declared["WEIGHT_DECAY"] == detector_cnn.V4_OPTIONS["weight_decay"]
-    assert declared["AUGMENT"] == detector_cnn.V4_RECIPES["flip + 2-px shifts"]["augment"]
+    assert declared["AUGMENT"] == detector_cnn.V4_RECIPES[detector_cnn.V4_RECIPE]["augment"]
+
+
+def test_race_verdict_names_the_winner_and_says_when_its_lead_is_noise():
+    import pandas as pd
+
+    from dfd_utils.methods import detector_cnn
+
+    table = pd.DataFrame({"recipe": ["a", "b"], "val_images": [10000, 10000], "val_acc": [0.960, 0.955]})
+    assert "notebook 04's choice, wins" in detector_cnn.race_verdict(table, "recipe", "a")
+    assert "within noise" in detector_cnn.race_verdict(table, "recipe", "b")  # 0.5 points on 10,000: ± 0.56
+    wide = table.assign(val_acc=[0.970, 0.950])
+    assert "beyond noise" in detector_cnn.race_verdict(wide, "recipe", "b")
+    assert "was not in the race" in detector_cnn.race_verdict(table, "recipe", "c")
 
 
 def test_seed_spread_trains_once_per_seed_and_scores_every_split(cifake_folder):

@@ -15,14 +15,15 @@ from ..models import create_model
 from ..runtime import seed_everything
 from ..training import evaluate_loss, fit, training_speed
 
-__all__ = ["METHOD", "V4_OPTIONS", "V4_RECIPES", "V4_DESIGNS", "V4_SHAPE", "race_designs", "race_recipes"]
+__all__ = ["METHOD", "V4_OPTIONS", "V4_RECIPES", "V4_RECIPE", "V4_DESIGNS", "V4_SHAPE", "race_designs", "race_recipes",
+           "race_verdict"]
 
 METHOD = "V4 CNN"
 V4_OPTIONS = {"batch_size": 128, "lr": 0.004, "weight_decay": 0.05}  # notebook 04's BATCH_SIZE, LR, WEIGHT_DECAY
 
 V4_RECIPES = {  # training recipes raced for V4 (its default shape): name → what each adds to V4_OPTIONS
     "flip": {"augment": "flip"},
-    "flip + 2-px shifts": {"augment": "flip_shift"},  # the winner, notebook 04's default
+    "flip + 2-px shifts": {"augment": "flip_shift"},  # the winner on the AVX2 CPU, notebook 04's default
     "flip + label smoothing 0.1": {"augment": "flip", "label_smoothing": 0.1},
     "flip + weight decay 0.1": {"augment": "flip", "weight_decay": 0.1},
 }
@@ -33,6 +34,7 @@ V4_DESIGNS = {  # the shapes raced for V4: name → create_model("detector_cnn",
     "w16 d2 s4": {"width": 16, "depth": 2, "stages": 4},
     "w24 d2 s4": {"width": 24, "depth": 2, "stages": 4},
 }
+V4_RECIPE = "flip + 2-px shifts"  # notebook 04's AUGMENT (a test checks)
 V4_SHAPE = V4_DESIGNS["w16 d2 s4"]  # the race's winner: notebook 04's WIDTH, DEPTH, STAGES (a test checks)
 
 
@@ -53,7 +55,8 @@ def race_designs(seconds: float = 200, designs: dict[str, dict] | None = None, v
         history = fit(model, subset, epochs=1, progress=False, **options)
         _, val_acc = evaluate_loss(model, val_set)
         rows.append({"design": name, "params": sum(p.numel() for p in model.parameters()), "images": len(subset),
-                     "train_seconds": history.train_seconds, "images_per_s": history.images_per_s, "val_acc": val_acc})
+                     "train_seconds": history.train_seconds, "images_per_s": history.images_per_s,
+                     "val_images": len(val_set), "val_acc": val_acc})
         print(f"  {name:10s} {rows[-1]['params']:8,d} params  {history.images_per_s:6,.0f} images/s  "
               f"{len(subset):7,d} images in {history.train_seconds:4.0f} s  →  val acc {val_acc:.2%} "
               f"({len(val_set):,} held-out training images)", flush=True)
@@ -87,8 +90,26 @@ def race_recipes(per_class: int = 15000, epochs: int = 11, recipes: dict[str, di
         scores, _ = predict(model, val_set, flip_average=True)
         val_acc = float(((scores >= 0.5) == val_set.labels).mean())
         rows.append({"recipe": name, "images": len(subset), "epochs": epochs, "train_seconds": history.train_seconds,
-                     "final_train_acc": history.rows[-1]["train_acc"], "val_acc": val_acc})
+                     "final_train_acc": history.rows[-1]["train_acc"], "val_images": len(val_set), "val_acc": val_acc})
         print(f"  {name:28s} {epochs} epochs on {len(subset):,} images in {history.train_seconds / 60:4.1f} min  "
               f"train acc {rows[-1]['final_train_acc']:.2%}  →  val acc {val_acc:.2%} "
               f"({len(val_set):,} held-out training images, flip-averaged)", flush=True)
     return pd.DataFrame(rows)
+
+
+def race_verdict(table: pd.DataFrame, entry: str, chosen: str) -> str:
+    """In words: which entry (`entry`: the table's name column) won a race, and whether its lead
+    over notebook 04's `chosen` one is beyond noise — a 95% normal interval of the difference of
+    two accuracies on the same held-out images, computed as if they were independent (wider than
+    a paired one, so "beyond noise" is conservative)."""
+    best = table.loc[table.val_acc.idxmax()]
+    if chosen not in set(table[entry]):
+        return f"{best[entry]!r} wins ({best.val_acc:.2%}); this run's {chosen!r} was not in the race"
+    own = table.set_index(entry).loc[chosen]
+    if best[entry] == chosen:
+        return f"{chosen!r}, notebook 04's choice, wins ({own.val_acc:.2%} on {int(own.val_images):,} held-out training images)"
+    lead = best.val_acc - own.val_acc
+    half = 1.96 * ((best.val_acc * (1 - best.val_acc) + own.val_acc * (1 - own.val_acc)) / own.val_images) ** 0.5
+    noise = "beyond noise" if lead > half else "within noise"
+    return (f"{best[entry]!r} wins ({best.val_acc:.2%}), {lead:+.2%} over notebook 04's {chosen!r} "
+            f"(± {half:.2%} at 95%): {noise}")
