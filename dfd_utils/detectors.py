@@ -16,6 +16,7 @@ without touching this module.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
@@ -34,7 +35,7 @@ from .paths import notebooks_dir, results_dir
 from .scores import Scores, Threshold, argmax_threshold
 
 __all__ = ["InputPolicy", "Detector", "ClassifierDetector", "EnsembleDetector", "DetectorError", "DETECTORS_FOLDER", "SPEC_FILE",
-           "detectors_folder", "available", "load", "made_by"]
+           "detectors_folder", "available", "duplicates", "load", "made_by"]
 
 DETECTORS_FOLDER = "detectors"  # inside a run's record folder: results/<profile>/<run>/detectors/<name>/
 SPEC_FILE = "detector.json"
@@ -178,6 +179,29 @@ def available(profile: str = "default") -> dict[str, Path]:
     """Every detector the records of `profile` hold: name → folder, in notebook order."""
     found = sorted(results_dir(profile).glob(f"*/{DETECTORS_FOLDER}/*/{SPEC_FILE}"))
     return {path.parent.name: path.parent for path in found}
+
+
+def _content(folder: Path) -> tuple:
+    """What a saved detector is, apart from its name: its spec and the bytes of its other files."""
+    spec = {k: v for k, v in json.loads((folder / SPEC_FILE).read_text()).items() if k != "name"}
+    files = tuple((str(f.relative_to(folder)), hashlib.sha256(f.read_bytes()).hexdigest())
+                  for f in sorted(folder.rglob("*")) if f.is_file() and f.name != SPEC_FILE)
+    return json.dumps(spec, sort_keys=True), files
+
+
+def duplicates(profile: str = "default") -> dict[str, str]:
+    """Saved detectors that are another one under a second name (same spec, same files):
+    name → the first name it repeats. A notebook may save one detector under two names (06's
+    any-size detector is its chosen one when that variant already takes any size); a
+    comparison counts it once."""
+    first, repeats = {}, {}
+    for name, folder in available(profile).items():
+        content = _content(folder)
+        if content in first:
+            repeats[name] = first[content]
+        else:
+            first[content] = name
+    return repeats
 
 
 def made_by(name: str) -> str | None:

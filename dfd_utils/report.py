@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .detectors import SPEC_FILE, available
+from .detectors import SPEC_FILE, available, duplicates
 from .paths import project_root, results_dir
 
 __all__ = ["collect", "leaderboard", "markdown", "readme_section", "write_readme", "README_START", "README_END",
@@ -50,11 +50,15 @@ def saved_parameters(folder: Path) -> int:
 
 
 def leaderboard(profile: str = "default") -> pd.DataFrame:
-    """One row per saved detector: its own entry on CIFAKE test (and test-dedup where recorded),
-    cost and provenance, best AUROC first."""
+    """One row per saved detector (one saved under two names counts once, under its first):
+    its own entry on CIFAKE test (and test-dedup where recorded), cost and provenance, best
+    AUROC first."""
     entries = collect(profile)
     rows = []
+    repeats = duplicates(profile)
     for name, folder in available(profile).items():
+        if name in repeats:  # the same detector under a second name: one row
+            continue
         spec = json.loads((folder / SPEC_FILE).read_text())
         own = entries[(entries["method"] == spec["method"]) & (entries["variant"] == spec["variant"])] if len(entries) else entries
         test = own[own["split"] == "test"]

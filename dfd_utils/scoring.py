@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from .data import CLASSES, IMAGE_SUFFIXES
-from .detectors import Detector, available, load
+from .detectors import Detector, available, duplicates, load
 from .metrics import evaluate
 from .runtime import interactive
 
@@ -157,7 +157,8 @@ def _resolve(names: list[str] | str, profile: str) -> list[Detector]:
     """Load every asked-for detector before any scoring ("all": every one saved for `profile`)."""
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     if wanted == ["all"]:
-        wanted = list(available(profile))
+        repeats = duplicates(profile)
+        wanted = [name for name in available(profile) if name not in repeats]  # a detector saved twice is scored once
         if not wanted:
             raise ScoreError(f"no detector is saved for profile {profile!r}: run the method notebooks first "
                              f"(python -m dfd_utils run --profile {profile})")

@@ -92,17 +92,21 @@ def evaluate_loss(model: nn.Module, image_set: ImageSet, batch_size: int = 1024,
 OBJECTIVES = ("classify", "reconstruct")
 
 
-def plan_epochs(minutes: float, model: nn.Module, train: ImageSet, *, fixed: int = 0, checkpoint: Path | None = None,
-                seed: int = 0, **fit_options) -> tuple[int, float | None, str]:
+def plan_epochs(minutes: float, model: nn.Module, train: ImageSet, *, fixed: int = 0, most: int = 0,
+                checkpoint: Path | None = None, seed: int = 0, **fit_options) -> tuple[int, float | None, str]:
     """How many epochs a fit gets, and why: an interrupted run's plan when its checkpoint
     exists (so resuming never changes the schedule), else `fixed` when > 0, else as many as fit
-    in `minutes` here (`epochs_within`). Returns (epochs, measured images/s or None, how)."""
+    in `minutes` here (`epochs_within`), capped at `most` when > 0 — so a budget sized for a CPU
+    does not become hours of needless epochs on a GPU. Returns (epochs, measured images/s or
+    None, how)."""
     if checkpoint is not None and Path(checkpoint).exists():
         return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["key"]["epochs"]), None, \
             "kept from the interrupted run's checkpoint"
     if fixed:
         return fixed, None, "fixed"
     epochs, speed = epochs_within(minutes, model, train, seed=seed, **fit_options)
+    if most and epochs > most:
+        return most, speed, f"{minutes:g}-min budget, capped at {most} epochs"
     return epochs, speed, f"{minutes:g}-min budget"
 
 

@@ -31,6 +31,16 @@ def test_classifier_detector_round_trip_by_folder_and_by_name(isolated_paths, ci
     assert "centre-cropped" in scores.extra["input_policy"]
 
 
+def test_a_detector_saved_under_two_names_is_a_duplicate_and_a_retrained_one_is_not(isolated_paths):
+    run = du.start_run("04_cnn_gradcam", {"PROFILE": "smoke"})
+    first = v4_like("v4")
+    run.save_detector(first)
+    run.save_detector(ClassifierDetector(first.model, flip_average=True, name="v4-again", method="V4 CNN", variant="tiny",
+                                         notebook="04_cnn_gradcam"))
+    run.save_detector(v4_like("v4-other"))  # same spec, new random weights: a different detector
+    assert detectors.duplicates("smoke") == {"v4-again": "v4"}
+
+
 def test_missing_and_unknown_detectors_say_what_to_do(isolated_paths):
     with pytest.raises(DetectorError, match=r"run notebook 04_cnn_gradcam first .*--profile smoke --only 04"):
         detectors.load("v4", "smoke")

@@ -79,6 +79,15 @@ def test_epochs_within_a_budget_scale_with_minutes_and_leave_the_model_alone(cif
         training.epochs_within(0, model, train_set)
 
 
+def test_plan_epochs_caps_a_budget_and_keeps_a_fixed_count(cifake_folder):
+    train_set = du.load_cifake("train", cifake_folder)
+    model = models.create_model("cifake_cnn", conv_blocks=1, filters=4)
+    uncapped, speed, how = training.plan_epochs(10.0, model, train_set, batch_size=8)
+    assert uncapped > 2 and "budget" in how and speed > 0  # ten minutes on a few dozen images: many epochs
+    assert training.plan_epochs(10.0, model, train_set, most=2, batch_size=8)[::2] == (2, "10-min budget, capped at 2 epochs")
+    assert training.plan_epochs(10.0, model, train_set, fixed=3, most=2) == (3, None, "fixed")
+
+
 def test_sweep_has_one_row_per_config(cifake_folder):
     train_set = du.load_cifake("train", cifake_folder)
     fit_set, val_set = train_set.split(0.25)
