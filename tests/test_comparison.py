@@ -83,3 +83,13 @@ def test_transfer_table_reads_its_verdicts_from_the_intervals():
     assert table.loc["a", "against_cifake"] == "keeps its CIFAKE AUROC"
     assert table.loc["b", "against_cifake"] == "below its CIFAKE AUROC"
     assert table.loc["d", "against_cifake"] == "—"  # no CIFAKE record: no claim
+
+
+def test_images_per_second_times_the_whole_detector():
+    import time
+    from types import SimpleNamespace
+
+    calls = []
+    slow = SimpleNamespace(score=lambda images: calls.append(len(images)) or time.sleep(0.01 * len(images)))
+    speed = comparison.images_per_second(slow, np.zeros((10, 32, 32, 3), np.uint8))
+    assert calls == [2, 10] and 50 < speed < 100  # warm-up on two images, then 10 images at 10 ms each

@@ -86,3 +86,16 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.unet(x, t).sample, unet(x, t).sample)
     assert loaded.record == {"steps": 0} and loaded.source.startswith("project:")
+
+
+def test_the_map_cnn_counts_the_maps_in_its_speed_and_the_control_does_not(cifake_folder):
+    import dfd_utils as du
+
+    train, test = du.load_cifake("train", cifake_folder), du.load_cifake("test", cifake_folder)
+    rng, map_seconds = np.random.default_rng(0), 0.5
+    train_maps, test_maps = (rng.random((len(s), 32, 32, 3)).astype(np.float32) for s in (train, test))
+    results = dire.train_map_cnns(train, test, train_maps, test_maps, oracle(), 2, map_seconds, width=4, epochs=1,
+                                  batch_size=8)
+    on_maps, control = (results[name][0] for name in ("DIRE maps", "raw images (control)"))
+    assert on_maps.infer_images_per_s < 1 / map_seconds  # end to end: at most 2 images/s when a map costs 0.5 s
+    assert control.infer_images_per_s > 1 / map_seconds

@@ -229,10 +229,12 @@ def step_study(diffusion: Diffusion, images: np.ndarray, labels: np.ndarray, tra
 
 
 def train_map_cnns(train: ImageSet, test: ImageSet, train_maps: np.ndarray, test_maps: np.ndarray,
-                   diffusion: Diffusion, steps: int, *, width: int = 16, name_prefix: str = "dire", **fit_options) -> dict[str, tuple[Scores, Detector]]:
+                   diffusion: Diffusion, steps: int, map_seconds_per_image: float, *, width: int = 16,
+                   name_prefix: str = "dire", **fit_options) -> dict[str, tuple[Scores, Detector]]:
     """The paper's detector (a `detector_cnn` on DIRE maps) and its control (the same CNN, same
     budget, on the raw images), each trained and scored on the test images.
-    Returns name → (test `Scores`, detector); the map CNN's detector computes maps itself."""
+    Returns name → (test `Scores`, detector); the map CNN's detector computes maps itself, so
+    its images/s is end to end: `map_seconds_per_image` (computing the map) plus the CNN's time."""
     variants = {"DIRE maps": (map_set(train, train_maps, "train DIRE maps"), map_set(test, test_maps, "test DIRE maps")),
                 "raw images (control)": (train, test)}
     results = {}
@@ -244,6 +246,8 @@ def train_map_cnns(train: ImageSet, test: ImageSet, train_maps: np.ndarray, test
                   "pretrained": diffusion.source if on_maps else "none", "notebook": "05_dire"}
         scoring = ClassifierDetector(model, name=f"{name_prefix}-control", **common)
         scores = scoring.score_set(test_set, "test", **history.cost)
+        if on_maps:
+            scores = scores.replace(infer_images_per_s=1 / (map_seconds_per_image + 1 / scores.infer_images_per_s))
         detector = DireDetector(diffusion, steps, model, name=name_prefix, **common) if on_maps else scoring
         results[name] = (scores.replace(ids=test.ids), detector)
     return results
