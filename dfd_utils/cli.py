@@ -107,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         from .methods import detector_cnn
         from .runs import save_race
 
-        table = (detector_cnn.race_designs(args.seconds, source=args.source) if args.what == "v4-designs" else
-                 detector_cnn.race_recipes(args.per_class, args.epochs, source=args.source))
-        print(f"saved → {save_race(table, args.what, args.profile, vars(args))}")
+        used = {"v4-designs": ("seconds",), "v4-recipes": ("per_class", "epochs")}[args.what]
+        settings = {name: getattr(args, name) for name in used + ("source",)}  # what this race ran with, nothing else
+        table = (detector_cnn.race_designs(**settings) if args.what == "v4-designs" else detector_cnn.race_recipes(**settings))
+        print(f"saved → {save_race(table, args.what, args.profile, settings)}")
         return 0
     if args.command == "train-ddpm":
         from . import data
