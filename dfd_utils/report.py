@@ -76,8 +76,20 @@ def leaderboard(profile: str = "default") -> pd.DataFrame:
                      **_entry(xdomain, {"n_xdomain": "n", "auroc_xdomain": "auroc", "auroc_xdomain_ci_low": "auroc_ci_low",
                                         "auroc_xdomain_ci_high": "auroc_ci_high"}),
                      "params": saved_parameters(folder)})
-    table = pd.DataFrame(rows, columns=list(HEADLINE))
+    table = _with_members_cost(pd.DataFrame(rows, columns=list(HEADLINE)), profile)
     return table.sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _with_members_cost(table: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """An ensemble costs what its members cost: their training seconds and parameters summed
+    (its own folder holds only their names)."""
+    table = table.set_index("detector", drop=False)
+    for name, folder in available(profile).items():
+        members = json.loads((folder / SPEC_FILE).read_text()).get("options", {}).get("members")
+        if members and name in table.index and set(members) <= set(table.index):
+            table.loc[name, "train_seconds"] = table.loc[members, "train_seconds"].sum()
+            table.loc[name, "params"] = table.loc[members, "params"].sum()
+    return table.reset_index(drop=True)
 
 
 def _entry(entries: pd.DataFrame, columns: dict[str, str]) -> dict:
@@ -116,15 +128,16 @@ def markdown(table: pd.DataFrame) -> str:
 def readme_section(profile: str = "default") -> str:
     """What sits between the README's markers: the table and where its numbers come from."""
     board = leaderboard(profile)
-    n_test, n_dedup = int(board.n.max()), int(board.n_dedup.max())
-    n_xdomain = board.n_xdomain.dropna()
-    xdomain = (f"; other generators: notebook 99's scores on `xdomain_dev` ({int(n_xdomain.max()):,} images not from "
-               "CIFAKE, evaluation only)" if len(n_xdomain) else "; other generators: — until notebook 99 has run")
+    n_test, n_dedup, n_xdomain = (board[column].max() for column in ("n", "n_dedup", "n_xdomain"))
+    split = ("" if pd.isna(n_test) else f" ({n_test:,.0f} images" + (
+        "" if pd.isna(n_dedup) else f"; test-dedup drops the {n_test - n_dedup:,.0f} that repeat or leak from train") + ")")
+    xdomain = ("; other generators: — until notebook 99 has run" if pd.isna(n_xdomain) else
+               f"; other generators: notebook 99's scores on `xdomain_dev` ({n_xdomain:,.0f} images not from CIFAKE, "
+               "evaluation only)")
     return (f"{README_START}\n{markdown(board)}\n\n"
-            f"From `results/{profile}/*/metrics.json`: each saved detector's own entry on the CIFAKE test split "
-            f"({n_test:,} images; test-dedup drops the {n_test - n_dedup:,} that repeat or leak from train), 95% bootstrap "
-            "intervals, decisions at each detector's calibrated threshold" + xdomain + "; images/s as measured in its "
-            f"notebook (the CPU is in each run's `env.json`).\n{README_END}")
+            f"From `results/{profile}/*/metrics.json`: each saved detector's own entry on the CIFAKE test split{split}, "
+            "95% bootstrap intervals, decisions at each detector's calibrated threshold" + xdomain + "; images/s as "
+            f"measured in its notebook (the CPU is in each run's `env.json`).\n{README_END}")
 
 
 def write_readme(profile: str = "default", readme: Path | None = None) -> Path:

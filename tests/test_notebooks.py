@@ -63,6 +63,14 @@ def test_leaderboard_and_detectors_from_the_smoke_records(smoke_results, monkeyp
     board = report.leaderboard("smoke")
     assert set(board.detector) >= {"v1", "v2", "v3", "v4", "dire", "aeroblade", "ensemble"}
     assert board.auroc.is_monotonic_decreasing and (board.params >= 0).all()
+    rows = board.set_index("detector")
+    members = ["v2", "v3", "v4"]  # notebook 99's ensemble: it costs what its members cost
+    assert rows.loc["ensemble", "params"] == rows.loc[members, "params"].sum() > 0
+    assert rows.loc["ensemble", "train_seconds"] == pytest.approx(rows.loc[members, "train_seconds"].sum())
+    from dfd_utils import xdomain
+
+    if xdomain.find() is not None:  # 99 scored the cross-domain set: every detector has that entry
+        assert rows.n_xdomain.notna().all()
     assert "| `v4` |" in report.markdown(board)
 
 
