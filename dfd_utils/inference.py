@@ -19,12 +19,14 @@ __all__ = ["predict"]
 
 
 @torch.no_grad()  # not inference_mode: models moved here must stay usable for Grad-CAM
-def predict(model: nn.Module, images: ImageSet | np.ndarray, batch_size: int = 1024,
+def predict(model: nn.Module, images: ImageSet | np.ndarray, batch_size: int = 128,
             device: str | torch.device = "auto", flip_average: bool = False) -> tuple[np.ndarray, float]:
     """Fake-probabilities (softmax of logit 1) for every (N, H, W, 3) uint8 image, and images per second.
 
     `flip_average` averages each image's probability with its mirror's (test-time
     augmentation for a model trained with flips; it halves the images per second).
+    Small batches are faster on a CPU, where they stay in cache: V4 scored 2,100 images/s at
+    128 and 1,400 at 512 on the 2-core AVX512-BF16 Xeon of the default results.
     """
     pixels = images.images if isinstance(images, ImageSet) else np.asarray(images)
     device = pick_device(str(device))
