@@ -56,12 +56,13 @@ def leaderboard(profile: str = "default") -> pd.DataFrame:
     its own entry on CIFAKE test (and test-dedup where recorded), cost and provenance, best
     AUROC first."""
     entries = collect(profile)
-    rows = []
+    rows, members = [], {}
     repeats = duplicates(profile)
     for name, folder in available(profile).items():
         if name in repeats:  # the same detector under a second name: one row
             continue
         spec = json.loads((folder / SPEC_FILE).read_text())
+        members[name] = spec.get("options", {}).get("members")
         own = entries[(entries["method"] == spec["method"]) & (entries["variant"] == spec["variant"])] if len(entries) else entries
         test = own[own["split"] == "test"]
         if test.empty:
@@ -76,28 +77,27 @@ def leaderboard(profile: str = "default") -> pd.DataFrame:
                      **_entry(xdomain, {"n_xdomain": "n", "auroc_xdomain": "auroc", "auroc_xdomain_ci_low": "auroc_ci_low",
                                         "auroc_xdomain_ci_high": "auroc_ci_high"}),
                      "params": saved_parameters(folder)})
-    table = _with_members_cost(pd.DataFrame(rows, columns=list(HEADLINE)), profile)
+    table = _with_members_cost(pd.DataFrame(rows, columns=list(HEADLINE)), members)
     return table.sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _with_members_cost(table: pd.DataFrame, profile: str) -> pd.DataFrame:
+def _with_members_cost(table: pd.DataFrame, members: dict[str, list[str] | None]) -> pd.DataFrame:
     """An ensemble costs what its members cost: their training seconds and parameters summed
     (its own folder holds only their names)."""
     table = table.set_index("detector", drop=False)
-    for name, folder in available(profile).items():
-        members = json.loads((folder / SPEC_FILE).read_text()).get("options", {}).get("members")
-        if members and name in table.index and set(members) <= set(table.index):
-            table.loc[name, "train_seconds"] = table.loc[members, "train_seconds"].sum()
-            table.loc[name, "params"] = table.loc[members, "params"].sum()
+    for name, names in members.items():
+        if names and name in table.index and set(names) <= set(table.index):
+            table.loc[name, "train_seconds"] = table.loc[names, "train_seconds"].sum()
+            table.loc[name, "params"] = table.loc[names, "params"].sum()
     return table.reset_index(drop=True)
 
 
 def _entry(entries: pd.DataFrame, columns: dict[str, str]) -> dict:
     """From the first of `entries`: each column → its value under the record key it names
     ("n" for the image count); None for all when there is no such entry."""
-    first = entries.iloc[0] if len(entries) else None
-    if first is None:
+    if entries.empty:
         return dict.fromkeys(columns)
+    first = entries.iloc[0]
     return {column: int(first.n_real + first.n_fake) if key == "n" else first[key] for column, key in columns.items()}
 
 
