@@ -63,7 +63,7 @@ def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64) -> dict:
     sample = data.load_cifake("test", progress=False).per_class(images // 2).images
     dire.dire(diffusion, sample[:2], steps=2)  # warm-up: kernel selection, allocations
     _, _, seconds = dire.dire(diffusion, sample, steps=steps, batch_size=batch_size)
-    result = {"model": diffusion.source, "params": sum(p.numel() for p in diffusion.unet.parameters()),
+    result = {"model": diffusion.source, "params": diffusion.params,
               "steps": steps, "images": len(sample), "seconds_per_image": seconds, "device": _machine()}
     print(f"DIRE with {result['model']} ({result['params'] / 1e6:.2f}M parameters) {result['device']}:\n"
           f"  {steps}+{steps} DDIM steps: {seconds:.3f} s per image over {len(sample)} images   target ≤ 0.3 s (CPU)")

@@ -41,12 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     race.add_argument("--seconds", type=float, default=200, help="v4-designs: training time per design")
     race.add_argument("--per-class", type=int, default=15000, help="v4-recipes: training images per class")
     race.add_argument("--epochs", type=int, default=11, help="v4-recipes: epochs per recipe")
-    ddpm = commands.add_parser("train-ddpm", help="train the offline DIRE diffusion model on CIFAKE REAL train images")
-    ddpm.add_argument("--minutes", type=float, default=12.0, help="training time budget")
-    ddpm.add_argument("--channels", type=int, nargs="+", default=[32, 64, 64], help="UNet block widths")
-    ddpm.add_argument("--batch-size", type=int, default=64)
-    ddpm.add_argument("--lr", type=float, default=5e-4)
-    ddpm.add_argument("--out", default=None, help="checkpoint folder (default: dfd_utils/checkpoints/ddpm_cifake_real)")
+    ddpm = commands.add_parser("train-ddpm", help="train an offline DIRE diffusion model on CIFAKE REAL train images "
+                               "(checkpointed: rerunning resumes it until --minutes are spent)")
+    ddpm.add_argument("--name", default="ddpm_cifake_real", help="kept as dfd_utils/checkpoints/NAME/; a known name "
+                      "(ddpm_cifake_real, ddpm_cifake_real_6m) brings its recipe, which the options below override")
+    ddpm.add_argument("--minutes", type=float, help="training time budget over every session")
+    ddpm.add_argument("--channels", type=int, nargs="+", help="UNet block widths")
+    ddpm.add_argument("--layers-per-block", type=int)
+    ddpm.add_argument("--batch-size", type=int)
+    ddpm.add_argument("--lr", type=float)
+    ddpm.add_argument("--warmup-steps", type=int)
+    ddpm.add_argument("--ema-decay", type=float, help="the kept weights are this moving average (0: the last weights)")
+    ddpm.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto: bf16 where native")
+    ddpm.add_argument("--held-out", type=int, default=512, help="REAL training images kept out for the denoising loss")
+    ddpm.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     return parser
 
 
@@ -115,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train-ddpm":
         from . import data
         from .methods import dire
+        from .paths import checkpoints_dir
 
-        train = data.load_cifake("train")
-        unet, record = dire.train_ddpm(train.images[train.labels == 0], minutes=args.minutes,
-                                       channels=tuple(args.channels), batch_size=args.batch_size, lr=args.lr)
-        folder = dire.save_diffusion(unet, record, args.out or dire.CHECKPOINT)
-        print(f"trained {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} min → {folder}")
+        recipe = dict(dire.RECIPES.get(args.name, dire.RECIPES["ddpm_cifake_real"]))
+        recipe.update({name: getattr(args, name) for name in recipe if getattr(args, name) is not None})
+        recipe["channels"] = tuple(recipe["channels"])
+        images, held_out = dire.held_out_real(data.load_cifake("train", args.source), args.held_out)
+        state = checkpoints_dir("train-ddpm") / f"{args.name}.pt"
+        print(f"training {args.name}: {recipe}; state kept in {state} (rerun to resume)")
+        unet, record = dire.train_ddpm(images, held_out, checkpoint=state, **recipe)
+        folder = dire.save_diffusion(unet, record, dire.CHECKPOINTS / args.name)
+        print(f"trained {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} of {recipe['minutes']:g} min "
+              f"({record['seconds_per_step']:.2f} s/step, {record['precision']}), held-out denoising loss "
+              f"{record['val_loss']:.4f} → {folder} (state kept in {state})")
         return 0
     return 2

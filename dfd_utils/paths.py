@@ -63,11 +63,12 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
-def checkpoints_dir(profile: str) -> Path:
-    """Training checkpoints of interrupted runs: `DFD_CHECKPOINTS`, else `data/checkpoints/<profile>/`
-    (outside the run folders, which every run starts afresh)."""
+def checkpoints_dir(owner: str) -> Path:
+    """Training checkpoints of interrupted runs: `DFD_CHECKPOINTS`, else `data/checkpoints/<owner>/`
+    (outside the run folders, which every run starts afresh); the owner is a profile, or a
+    command such as `train-ddpm`."""
     env = os.environ.get("DFD_CHECKPOINTS")
-    return (Path(env) if env else data_dir() / "checkpoints") / profile
+    return (Path(env) if env else data_dir() / "checkpoints") / owner
 
 
 HUB_ADDRESS = ("huggingface.co", 443)  # where pretrained weights come from when online

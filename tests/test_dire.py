@@ -51,7 +51,7 @@ def test_maps_are_float_batch_independent_and_exactly_the_difference():
 
 def test_identical_inputs_give_identical_maps():
     torch.manual_seed(0)
-    model = dire.Diffusion(dire.small_unet((16, 32)).eval(), dire.linear_alphas_cumprod(), "random", {}, "hub")
+    model = dire.Diffusion(dire.diffusion_unet((16, 32)).eval(), dire.linear_alphas_cumprod(), "random", {}, "hub")
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
     _, maps, _ = dire.dire(model, image.repeat(3, 0), steps=3, device="cpu")
     # equal up to float32 round-off: CPU kernels may treat batch rows differently, and the last
@@ -68,18 +68,92 @@ def test_timesteps_and_bad_steps():
 
 def test_ddpm_training_runs_and_records_its_budget():
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-    unet, record = dire.train_ddpm(images, minutes=5, max_steps=2, batch_size=4, channels=(16, 32), device="cpu")
+    unet, record = dire.train_ddpm(images, images[:4], minutes=5, max_steps=2, batch_size=4, channels=(16, 32),
+                                   device="cpu")
     assert record["steps"] == 2 and record["images_seen"] == 8 and record["final_loss_ema"] > 0
+    assert record["sessions"] == 1 and record["val_loss"] == record["curve"][-1]["val_loss"] > 0
     assert not unet.training
 
 
-def test_missing_checkpoint_offline_says_how_to_get_one(tmp_path):
+def _tiny_ddpm(checkpoint, max_steps, **settings):
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    return dire.train_ddpm(images, minutes=5, max_steps=max_steps, batch_size=4, channels=(16, 32), device="cpu",
+                           warmup_steps=2, checkpoint=checkpoint, **settings)
+
+
+def test_an_interrupted_ddpm_training_resumes_to_the_uninterrupted_weights(tmp_path):
+    straight, _ = _tiny_ddpm(None, 4)
+    _tiny_ddpm(tmp_path / "ddpm.pt", 2)  # the first session stops after 2 steps
+    resumed, record = _tiny_ddpm(tmp_path / "ddpm.pt", 4)
+    assert record["steps"] == 4 and record["sessions"] == 2
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_a_ddpm_checkpoint_with_other_settings_or_damaged_is_an_error(tmp_path):
+    _tiny_ddpm(tmp_path / "ddpm.pt", 1)
+    with pytest.raises(ValueError, match="other settings \\(lr\\)"):
+        _tiny_ddpm(tmp_path / "ddpm.pt", 2, lr=1e-3)
+    (tmp_path / "ddpm.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable.*delete it"):
+        _tiny_ddpm(tmp_path / "ddpm.pt", 2)
+
+
+class Zero(nn.Module):
+    """Predicts no noise at all; it has no weights, so the loss finds its device from a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("anchor", torch.zeros(1))
+
+    def forward(self, x, t):
+        return SimpleNamespace(sample=torch.zeros_like(x))
+
+
+def test_the_denoising_loss_is_repeatable_and_ranks_a_good_noise_predictor_first():
+    gaussian = np.random.default_rng(0).normal(0, 0.5, (64, 32, 32, 3))
+    images = np.clip(np.round((gaussian + 1) / 2 * 255), 0, 255).astype(np.uint8)  # [-1, 1] ~ N(0, 0.5²)
+    good, none = dire.denoising_loss(GaussianOracle(), images), dire.denoising_loss(Zero(), images)
+    assert good == dire.denoising_loss(GaussianOracle(), images)
+    assert abs(none - 1) < 0.01 and good < 0.8 * none  # predicting no noise costs the noise's variance, 1
+
+
+def test_held_out_real_images_are_real_and_not_trained_on(cifake_folder):
+    import dfd_utils as du
+
+    train = du.load_cifake("train", cifake_folder)
+    fitted, held_out = dire.held_out_real(train, 3)
+    real = train.images[train.labels == 0]
+    assert len(held_out) == 3 and len(fitted) + 3 == len(real)
+    assert not {a.tobytes() for a in held_out} & {a.tobytes() for a in fitted}
+
+
+def test_a_missing_diffusion_model_says_how_to_train_it_and_is_never_replaced(tmp_path):
     with pytest.raises(weights.WeightsError, match="RETRAIN=True"):
         dire.load_diffusion(tmp_path / "none")
+    with pytest.raises(weights.WeightsError, match="train-ddpm --name ddpm_cifake_real_6m"):
+        dire.load_diffusion(tmp_path / "ddpm_cifake_real_6m")
+
+
+def test_kept_diffusion_names():
+    assert dire.kept_diffusion("hub") is None
+    assert dire.kept_diffusion("ddpm_cifake_real") == dire.CHECKPOINT
+    with pytest.raises(ValueError, match="unknown diffusion model 'ddpm'.*ddpm_cifake_real_6m"):
+        dire.kept_diffusion("ddpm")
+
+
+@pytest.mark.parametrize("name", [name for name in dire.RECIPES if (dire.CHECKPOINTS / name / "config.json").exists()])
+def test_every_kept_diffusion_model_is_the_one_its_recipe_trains(name):
+    kept = dire.load_diffusion(dire.CHECKPOINTS / name, device="cpu")
+    recipe = dire.RECIPES[name]
+    assert kept.record["channels"] == list(recipe["channels"])
+    assert kept.params == dire.diffusion_unet(recipe["channels"], recipe["layers_per_block"]).num_parameters()
+    assert (dire.CHECKPOINTS / name / "diffusion_pytorch_model.safetensors").stat().st_size <= 25e6  # the repository's limit
+    assert "parameters" in dire.training_summary(kept)
 
 
 def test_checkpoint_round_trip(tmp_path):
-    unet = dire.small_unet((16, 32)).eval()
+    unet = dire.diffusion_unet((16, 32)).eval()
     dire.save_diffusion(unet, {"steps": 0}, tmp_path / "ckpt")
     loaded = dire.load_diffusion(tmp_path / "ckpt", device="cpu")
     x, t = torch.rand(1, 3, 32, 32), torch.tensor([10])

@@ -12,7 +12,9 @@ small one on REAL training images within a stated time budget; the checkpoint is
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -30,18 +32,28 @@ from ..loaders import to_tensor
 from ..metrics import bootstrap_intervals
 from ..models import create_model, load_model, save_model
 from ..paths import offline, project_root
-from ..runtime import device as pick_device
+from ..runtime import autocast, cpu, device as pick_device, precision as resolve_precision
 from ..scores import Scores, Threshold, argmax_threshold, choose_sign
 from ..training import fit
 from ..weights import WeightsError
 
-__all__ = ["METHOD", "HUB_MODEL", "CHECKPOINT", "Diffusion", "linear_alphas_cumprod", "small_unet", "train_ddpm",
-           "save_diffusion", "load_diffusion", "ddim_timesteps", "ddim_invert", "ddim_reconstruct", "dire", "map_set",
+__all__ = ["METHOD", "HUB_MODEL", "CHECKPOINTS", "CHECKPOINT", "RECIPES", "Diffusion", "linear_alphas_cumprod", "diffusion_unet", "denoising_loss", "held_out_real", "train_ddpm",
+           "save_diffusion", "load_diffusion", "kept_diffusion", "training_summary", "ddim_timesteps", "ddim_invert", "ddim_reconstruct", "dire", "map_set",
            "mean_map_scores", "step_study", "train_map_cnns", "DireDetector"]
 
 METHOD = "DIRE"
 HUB_MODEL = "google/ddpm-cifar10-32"
-CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ddpm_cifake_real"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # the kept diffusion models, one folder each
+CHECKPOINT = CHECKPOINTS / "ddpm_cifake_real"  # the small one `default` uses
+# How each kept model is trained (`python -m dfd_utils train-ddpm --name NAME`), fixed in advance:
+# the small one as it was trained (no average, no warm-up, fp32); the larger one the size the
+# repository allows (<= 25 MB of safetensors), averaged and in bf16 where native, for 3 h of CPU.
+RECIPES = {
+    "ddpm_cifake_real": {"channels": (32, 64, 64), "layers_per_block": 1, "minutes": 12.0, "batch_size": 64,
+                         "lr": 5e-4, "warmup_steps": 1, "ema_decay": 0.0, "precision": "fp32"},
+    "ddpm_cifake_real_6m": {"channels": (64, 128, 128), "layers_per_block": 2, "minutes": 180.0, "batch_size": 64,
+                            "lr": 4e-4, "warmup_steps": 500, "ema_decay": 0.9995, "precision": "auto"},
+}
 TRAIN_TIMESTEPS = 1000  # the DDPM noise schedule: linear betas 1e-4 … 0.02, as in Ho et al. 2020
 
 
@@ -55,13 +67,18 @@ class Diffusion:
     record: dict
     location: str  # what `load_diffusion` is given to find it again: a folder, or "hub"
 
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.unet.parameters())
+
 
 def linear_alphas_cumprod(timesteps: int = TRAIN_TIMESTEPS) -> torch.Tensor:
     return torch.cumprod(1 - torch.linspace(1e-4, 0.02, timesteps, dtype=torch.float64), 0).float()
 
 
-def small_unet(channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1) -> nn.Module:
-    """A diffusers `UNet2DModel` for 32x32 RGB without attention (about 1.1M parameters by default)."""
+def diffusion_unet(channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1) -> nn.Module:
+    """A diffusers `UNet2DModel` for 32x32 RGB without attention: about 1.1M parameters by
+    default, 6.1M with channels (64, 128, 128) and 2 layers per block."""
     from diffusers import UNet2DModel
 
     blocks = len(channels)
@@ -75,37 +92,149 @@ def _eps(unet: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
     return unet(x, timestep).sample
 
 
-def train_ddpm(images: np.ndarray, *, minutes: float = 12.0, max_steps: int = 100_000, batch_size: int = 64,
-               lr: float = 5e-4, channels: tuple[int, ...] = (32, 64, 64), seed: int = 0,
-               device: str | torch.device = "auto") -> tuple[nn.Module, dict]:
-    """Train a small DDPM (epsilon prediction, horizontal flips) on uint8 images until `minutes`
-    or `max_steps` runs out; returns the UNet (eval mode) and a record of what was done."""
+def _noised(clean: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    a = alphas[t].view(-1, 1, 1, 1)
+    return a.sqrt() * clean + (1 - a).sqrt() * noise
+
+
+VAL_TIMESTEPS = (50, 175, 300, 425, 550, 675, 800, 925)  # where the held-out denoising loss is measured
+
+
+@torch.inference_mode()
+def denoising_loss(unet: nn.Module, images: np.ndarray, *, timesteps: tuple[int, ...] = VAL_TIMESTEPS,
+                   batch_size: int = 256, seed: int = 0) -> float:
+    """The DDPM objective (mean squared error of the predicted noise) on held-out uint8 images,
+    every image at every one of `timesteps`, with noise fixed by `seed`: the same number for the
+    same model every time, so two diffusion models can be compared on the same images."""
+    device = next(itertools.chain(unet.parameters(), unet.buffers())).device
+    alphas, generator = linear_alphas_cumprod().to(device), torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for begin in range(0, len(images), batch_size):
+        clean = to_tensor(images[begin:begin + batch_size]).to(device) * 2 - 1
+        for t in timesteps:
+            noise = torch.randn(clean.shape, generator=generator).to(device)
+            step = torch.full((len(clean),), t, device=device, dtype=torch.long)
+            predicted = unet(_noised(clean, step, noise, alphas).contiguous(memory_format=torch.channels_last), step).sample
+            total += nn.functional.mse_loss(predicted.float(), noise, reduction="sum").item()
+            count += noise.numel()
+    return total / count
+
+
+def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minutes: float = 12.0,
+               max_steps: int = 1_000_000, batch_size: int = 64, lr: float = 5e-4, warmup_steps: int = 200,
+               channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1, ema_decay: float = 0.999,
+               precision: str = "fp32", seed: int = 0, device: str | torch.device = "auto",
+               checkpoint: str | Path | None = None, checkpoint_minutes: float = 10.0) -> tuple[nn.Module, dict]:
+    """Train a DDPM (epsilon prediction, horizontal flips, linear warm-up then a constant rate,
+    as in Ho et al. 2020) on uint8 images until `minutes` of training or `max_steps` are spent;
+    returns the exponential moving average of the weights (eval mode; what DDPMs sample with)
+    and a record of what was done.
+
+    `minutes` counts over every session: with a `checkpoint` file, the state (weights, average,
+    optimiser, random streams, progress) is saved every `checkpoint_minutes` and at the end, and
+    a later call with the same settings resumes it until the total is spent — so a budget of
+    hours survives an interrupted session. The schedule does not depend on the budget, so a
+    resumed run trains exactly as an uninterrupted one would. With `val_images`, the record's
+    `curve` gives the averaged model's `denoising_loss` on them at every save.
+    """
     device = pick_device(str(device))
+    used_precision = resolve_precision(precision, device)
+    key = {"channels": list(channels), "layers_per_block": layers_per_block, "batch_size": batch_size, "lr": lr,
+           "warmup_steps": warmup_steps, "ema_decay": ema_decay, "precision": used_precision, "seed": seed,
+           "training_images": len(images), "val_images": 0 if val_images is None else len(val_images)}
     torch.manual_seed(seed)
-    unet = small_unet(channels).to(device, memory_format=torch.channels_last).train()
-    alphas = linear_alphas_cumprod().to(device)
+    unet = diffusion_unet(channels, layers_per_block).to(device, memory_format=torch.channels_last).train()
+    average = copy.deepcopy(unet).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     generator = np.random.default_rng(seed)
-    start, step, smoothed = time.perf_counter(), 0, None
-    while step < max_steps and time.perf_counter() - start < 60 * minutes:
+    progress = {"steps": 0, "train_seconds": 0.0, "loss_ema": None, "curve": [], "sessions": 0}
+    if checkpoint is not None and Path(checkpoint).exists():
+        progress = _resume_ddpm(Path(checkpoint), key, unet, average, optimizer, generator)
+    progress["sessions"] += 1
+    alphas = linear_alphas_cumprod().to(device)
+    weights, averaged = list(unet.parameters()), list(average.parameters())
+
+    def save() -> None:
+        if val_images is not None:
+            progress["curve"].append({"steps": progress["steps"], "train_seconds": progress["train_seconds"],
+                                      "train_loss_ema": progress["loss_ema"], "val_loss": denoising_loss(average, val_images)})
+        if checkpoint is not None:
+            _save_ddpm(Path(checkpoint), key, unet, average, optimizer, generator, progress)
+
+    session_start = last_save = time.perf_counter()
+    spent_before = progress["train_seconds"]
+    while progress["steps"] < max_steps and progress["train_seconds"] < 60 * minutes:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (progress["steps"] + 1) / warmup_steps)
         batch = to_tensor(images[generator.integers(0, len(images), batch_size)]).to(device) * 2 - 1
         batch = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5, batch.flip(3), batch)
         t = torch.randint(0, TRAIN_TIMESTEPS, (len(batch),), device=device)
         noise = torch.randn_like(batch)
-        a = alphas[t].view(-1, 1, 1, 1)
-        loss = nn.functional.mse_loss(unet(a.sqrt() * batch + (1 - a).sqrt() * noise, t).sample, noise)
+        noisy = _noised(batch, t, noise, alphas).contiguous(memory_format=torch.channels_last)
+        with autocast(used_precision, device):
+            predicted = unet(noisy, t).sample
+        loss = nn.functional.mse_loss(predicted.float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
-    seconds = time.perf_counter() - start
-    record = {"steps": step, "batch_size": batch_size, "images_seen": step * batch_size, "train_seconds": seconds,
-              "seconds_per_step": seconds / max(step, 1), "final_loss_ema": smoothed, "lr": lr,
-              "channels": list(channels), "params": sum(p.numel() for p in unet.parameters()),
-              "training_images": len(images), "device": str(device), "seed": seed,
+        decay = min(ema_decay, (1 + progress["steps"]) / (10 + progress["steps"]))  # the average warms up too
+        torch._foreach_lerp_(averaged, [w.detach() for w in weights], 1 - decay)
+        progress["steps"] += 1
+        progress["loss_ema"] = loss.item() if progress["loss_ema"] is None else 0.98 * progress["loss_ema"] + 0.02 * loss.item()
+        now = time.perf_counter()
+        progress["train_seconds"] = spent_before + now - session_start
+        if checkpoint is not None and now - last_save > 60 * checkpoint_minutes:
+            save()
+            last_save = time.perf_counter()
+            session_start, spent_before = last_save, progress["train_seconds"]  # validation is not training time
+    save()
+    steps, seconds = progress["steps"], progress["train_seconds"]
+    record = {**key, "steps": steps, "images_seen": steps * batch_size, "train_seconds": seconds,
+              "budget_minutes": minutes, "seconds_per_step": seconds / max(steps, 1),
+              "final_loss_ema": progress["loss_ema"], "sessions": progress["sessions"], "curve": progress["curve"],
+              "val_loss": progress["curve"][-1]["val_loss"] if progress["curve"] else None,
+              "weights": f"exponential moving average (decay {ema_decay})" if ema_decay else "the last weights",
+              "params": sum(p.numel() for p in unet.parameters()), "device": str(device), "cpu": cpu()["model"],
               "schedule": f"linear betas 1e-4..0.02, {TRAIN_TIMESTEPS} steps"}
-    return unet.eval(), record
+    return average, record
+
+
+def _save_ddpm(path: Path, key: dict, unet, average, optimizer, generator, progress: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"key": key, "progress": progress, "unet": unet.state_dict(), "average": average.state_dict(),
+             "optimizer": optimizer.state_dict(), "numpy": generator.bit_generator.state, "torch": torch.get_rng_state()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _resume_ddpm(path: Path, key: dict, unet, average, optimizer, generator) -> dict:
+    """Load an interrupted DDPM training into its parts; returns its progress."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - a damaged file is reported with its fix
+        raise ValueError(f"DDPM checkpoint {path} is unreadable ({type(error).__name__}: {error}); "
+                         "delete it to start afresh") from error
+    if state["key"] != key:
+        changed = sorted(k for k in key if state["key"].get(k) != key[k])
+        raise ValueError(f"DDPM checkpoint {path} was made with other settings ({', '.join(changed)}); "
+                         "delete it to start afresh or give this training its own checkpoint file")
+    unet.load_state_dict(state["unet"])
+    average.load_state_dict(state["average"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    progress = state["progress"]
+    print(f"resumed DDPM training from {path}: {progress['steps']:,} steps, {progress['train_seconds'] / 60:.1f} min done")
+    return progress
+
+
+def held_out_real(train: ImageSet, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The REAL training images split into the DDPM's own training images and `count` held out
+    (a seeded choice) on which `denoising_loss` is measured."""
+    real = train.images[train.labels == 0]
+    order = np.random.default_rng(seed).permutation(len(real))
+    return real[np.sort(order[count:])], real[np.sort(order[:count])]
 
 
 def save_diffusion(unet: nn.Module, record: dict, folder: Path = CHECKPOINT) -> Path:
@@ -117,22 +246,48 @@ def save_diffusion(unet: nn.Module, record: dict, folder: Path = CHECKPOINT) -> 
 
 
 def load_diffusion(folder: Path | None = CHECKPOINT, device: str | torch.device = "auto") -> Diffusion:
-    """The project's checkpoint when present; online, `google/ddpm-cifar10-32`; otherwise an
-    error that says how to train one (notebook 05 with `RETRAIN=True`)."""
+    """A kept diffusion model (a folder `save_diffusion` wrote), or with `folder=None` the hub's
+    `google/ddpm-cifar10-32` (online only). Never one in place of the other: a missing folder is
+    an error that says how to train it."""
     from diffusers import UNet2DModel
 
-    folder = Path(folder) if folder is not None else None  # None: the hub model only
-    if folder is not None and (folder / "config.json").exists():
+    if folder is None:
+        if offline():
+            raise WeightsError(f"{HUB_MODEL} cannot be fetched offline; use a kept model ({', '.join(RECIPES)})")
+        unet, record, source, location = UNet2DModel.from_pretrained(HUB_MODEL), {}, f"hub: {HUB_MODEL}", "hub"
+    elif (Path(folder) / "config.json").exists():
+        folder = Path(folder)
         unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
         record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else {}
         source, location = f"project: {_relative(folder)} (trained on CIFAKE REAL train images)", str(folder)
-    elif not offline():
-        unet, record, source, location = UNet2DModel.from_pretrained(HUB_MODEL), {}, f"hub: {HUB_MODEL}", "hub"
     else:
-        raise WeightsError(f"no diffusion checkpoint in {folder} and offline, so {HUB_MODEL} cannot be fetched; "
-                           "run notebook 05 with RETRAIN=True (or dire.train_ddpm + dire.save_diffusion) once")
+        how = (f"`python -m dfd_utils train-ddpm --name {Path(folder).name}` trains it (resumable)"
+               if Path(folder).name in RECIPES else "`python -m dfd_utils train-ddpm` or notebook 05 with RETRAIN=True trains one")
+        raise WeightsError(f"no diffusion model in {folder}: {how}")
     unet = unet.to(pick_device(str(device)), memory_format=torch.channels_last).eval().requires_grad_(False)
     return Diffusion(unet, linear_alphas_cumprod(), source, record, location)
+
+
+def kept_diffusion(name: str) -> Path | None:
+    """Where notebook 05's `DIFFUSION` parameter points: a kept model's folder, or None for "hub"."""
+    if name == "hub":
+        return None
+    if name not in RECIPES:
+        raise ValueError(f"unknown diffusion model {name!r}: choose one of {', '.join(RECIPES)} or 'hub'")
+    return CHECKPOINTS / name
+
+
+def training_summary(diffusion: Diffusion) -> str:
+    """One line on how the model was trained, from its record (older records lack some fields)."""
+    record = diffusion.record
+    if not record:
+        return f"{diffusion.params / 1e6:.1f}M parameters; no training record (not trained by this project)"
+    parts = [f"{diffusion.params / 1e6:.1f}M parameters", f"{record['steps']:,} steps of {record['batch_size']}",
+             f"{record['train_seconds'] / 60:.1f} min on {record.get('cpu', record['device'])}",
+             f"precision {record.get('precision', 'fp32')}", record.get("weights", "the last weights")]
+    if record.get("val_loss") is not None:
+        parts.append(f"held-out denoising loss {record['val_loss']:.4f}")
+    return "; ".join(parts)
 
 
 def _relative(folder: Path) -> str:
