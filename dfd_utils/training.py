@@ -19,7 +19,7 @@ from .inference import predict
 from .loaders import make_loader, to_tensor
 from .runtime import autocast, interactive, precision as resolve_precision, device as pick_device
 
-__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread", "plan_epochs"]
+__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread", "plan_epochs", "save_state", "load_state"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -201,24 +201,35 @@ def _random_states(loader) -> dict:
 
 
 def _save_checkpoint(path: Path, key: dict, parts: dict, loader, history: History) -> None:
+    save_state(path, {"key": key, "rows": history.rows, "random": _random_states(loader),
+                      **{name: part.state_dict() for name, part in parts.items()}})
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Write a training state atomically: an interruption mid-write leaves the previous one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"key": key, "rows": history.rows, "random": _random_states(loader),
-             **{name: part.state_dict() for name, part in parts.items()}}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     tmp.replace(path)
 
 
-def _resume(path: Path, key: dict, parts: dict, loader, history: History) -> int:
-    """Load a checkpoint into the fit's parts; returns the number of epochs it had done."""
+def load_state(path: Path, key: dict) -> dict:
+    """A state `save_state` wrote for the same `key` (the settings that must match to go on);
+    a damaged file or one from other settings is an error that says what to do."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001 - a damaged file is reported with its fix
         raise ValueError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); delete it to start afresh") from error
     if state["key"] != key:
         changed = sorted(k for k in key if state["key"].get(k) != key[k])
-        raise ValueError(f"checkpoint {path} was made by a fit with other arguments ({', '.join(changed)}); "
-                         "delete it to start afresh or give the fit its own checkpoint file")
+        raise ValueError(f"checkpoint {path} was made with other settings ({', '.join(changed)}); "
+                         "delete it to start afresh or give this training its own checkpoint file")
+    return state
+
+
+def _resume(path: Path, key: dict, parts: dict, loader, history: History) -> int:
+    """Load a checkpoint into the fit's parts; returns the number of epochs it had done."""
+    state = load_state(path, key)
     for name, part in parts.items():
         part.load_state_dict(state[name])
     loader.generator.set_state(state["random"]["order"])

@@ -276,5 +276,5 @@ def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted
     np.testing.assert_allclose([r["train_loss"] for r in resumed.rows], [r["train_loss"] for r in whole.rows], rtol=1e-5)
     for a, b in zip(resumed_model.state_dict().values(), whole_model.state_dict().values()):
         torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="other arguments .*lr"):
+    with pytest.raises(ValueError, match="other settings .*lr"):
         training.fit(fresh(), train_set, checkpoint=checkpoint, **(options | {"lr": 0.5}))

@@ -34,7 +34,7 @@ from ..models import create_model, load_model, save_model
 from ..paths import offline, project_root
 from ..runtime import autocast, cpu, device as pick_device, precision as resolve_precision
 from ..scores import Scores, Threshold, argmax_threshold, choose_sign
-from ..training import fit
+from ..training import fit, load_state, save_state
 from ..weights import WeightsError
 
 __all__ = ["METHOD", "HUB_MODEL", "CHECKPOINTS", "CHECKPOINT", "RECIPES", "Diffusion", "linear_alphas_cumprod", "diffusion_unet", "denoising_loss", "held_out_real", "train_ddpm",
@@ -200,25 +200,14 @@ def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minu
 
 
 def _save_ddpm(path: Path, key: dict, unet, average, optimizer, generator, progress: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"key": key, "progress": progress, "unet": unet.state_dict(), "average": average.state_dict(),
-             "optimizer": optimizer.state_dict(), "numpy": generator.bit_generator.state, "torch": torch.get_rng_state()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_state(path, {"key": key, "progress": progress, "unet": unet.state_dict(), "average": average.state_dict(),
+                      "optimizer": optimizer.state_dict(), "numpy": generator.bit_generator.state,
+                      "torch": torch.get_rng_state()})
 
 
 def _resume_ddpm(path: Path, key: dict, unet, average, optimizer, generator) -> dict:
     """Load an interrupted DDPM training into its parts; returns its progress."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - a damaged file is reported with its fix
-        raise ValueError(f"DDPM checkpoint {path} is unreadable ({type(error).__name__}: {error}); "
-                         "delete it to start afresh") from error
-    if state["key"] != key:
-        changed = sorted(k for k in key if state["key"].get(k) != key[k])
-        raise ValueError(f"DDPM checkpoint {path} was made with other settings ({', '.join(changed)}); "
-                         "delete it to start afresh or give this training its own checkpoint file")
+    state = load_state(path, key)
     unet.load_state_dict(state["unet"])
     average.load_state_dict(state["average"])
     optimizer.load_state_dict(state["optimizer"])
