@@ -16,6 +16,24 @@ def test_probe_points_cover_stem_and_every_block():
     assert list(probing.probe_points(models.create_model("detector_cnn", width=4))) == ["stage1", "stage2", "stage3"]
 
 
+def test_an_efficientnet_is_probed_and_ablated_block_by_block():
+    model = models.create_model("zoo_detector", backbone="tf_efficientnet_lite0", input_size=64).eval()
+    points = probing.probe_points(model)
+    assert list(points)[:3] == ["stem", "blocks.0.0", "blocks.1.0"] and len(points) == 1 + 16
+    assert list(probing.stage_outputs(model)) == [f"blocks.{k}" for k in range(7)]
+    residual = probing.residual_blocks(model)
+    assert "blocks.1.1" in residual and "blocks.1.0" not in residual  # a stage's first block changes shape
+    sizes = probing.stage_map_sizes({"lite0": model}, np.zeros((1, 32, 32, 3), np.uint8))
+    assert sizes["map"].tolist() == ["32x32", "16x16", "8x8", "4x4", "4x4", "2x2", "2x2"]  # 32 px upsampled to 64
+    block, x = residual["blocks.1.1"], torch.rand(2, 24, 16, 16)
+    with probing.skip_branch(block):
+        assert torch.equal(block(x), x)
+    assert not torch.equal(block(x), x)
+    with pytest.raises(ValueError, match="no shortcut"):
+        with probing.skip_branch(model.backbone.blocks[1][0]):
+            pass
+
+
 def test_layer_features_match_the_network_and_hooks_are_removed(cifake_folder):
     images = du.load_folder(cifake_folder, "test")
     model = models.create_model("cifar_resnet", depth=20).eval()

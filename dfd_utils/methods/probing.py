@@ -2,9 +2,10 @@
 
 Probes are `features.linear_probe` (standardised logistic regression fitted on one set,
 scored on another, so a probe's accuracy is always measured on images it was not fitted on)
-on the pooled outputs of every block. For residual networks (timm and CIFAR
-ResNets) features are read after the stem and after every block through forward hooks, and
-`skip_branch` removes one block's residual branch to measure what the detector loses.
+on the pooled outputs of every block. For block networks — timm and CIFAR ResNets (`layerK.i`)
+and timm EfficientNets (`blocks.K.i`) — features are read after the stem and after every block
+through forward hooks, and `skip_branch` removes one block's residual branch to measure what
+the detector loses.
 """
 from __future__ import annotations
 
@@ -24,41 +25,49 @@ from ..inference import predict
 from ..metrics import evaluate
 from ..robustness import perturb
 
-__all__ = ["residual_blocks", "probe_points", "stage_outputs", "capture",
+__all__ = ["network_blocks", "residual_blocks", "stage_of", "probe_points", "stage_outputs", "capture",
            "stage_map_sizes", "layer_features", "probe_curve", "skip_branch", "ablation_table", "probe_scenarios", "deciding_layers", "PROTOCOLS"]
 
 
-# --------------------------------------------------------------------------- residual networks
-BLOCK_NAME = re.compile(r"(.*\.)?layer\d+\.\d+")
+# --------------------------------------------------------------------------- block networks
+BLOCK_NAME = re.compile(r"(.*\.)?(layer\d+|blocks\.\d+)\.\d+")  # ResNets: layerK.i; timm EfficientNets: blocks.K.i
+
+
+def network_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """The blocks in forward order, each named as in the backbone (`layer2.1`, `blocks.3.0`)."""
+    return {name.split("backbone.")[-1]: module for name, module in model.named_modules() if BLOCK_NAME.fullmatch(name)}
 
 
 def residual_blocks(model: nn.Module) -> dict[str, nn.Module]:
-    """Residual blocks in forward order (`…layerK.i`, as in timm and CIFAR ResNets)."""
-    return {name: module for name, module in model.named_modules() if BLOCK_NAME.fullmatch(name)}
+    """The blocks with a residual branch beside a shortcut: every ResNet block; in an
+    EfficientNet only those with `has_skip` (a stage's first block changes shape and has none)."""
+    return {name: module for name, module in network_blocks(model).items() if getattr(module, "has_skip", True)}
+
+
+def stage_of(block: str) -> str:
+    """`layer2.1` → `layer2`, `blocks.3.0` → `blocks.3`."""
+    return block.rsplit(".", 1)[0]
 
 
 def probe_points(model: nn.Module) -> dict[str, nn.Module]:
-    """Where features are read: the stem's output and every residual block's output; for a
-    plain CNN with `cam_layers` (V4), its stages."""
-    blocks = residual_blocks(model)
+    """Where features are read: the stem's output and every block's output; for a plain CNN
+    with `cam_layers` (V4), its stages."""
+    blocks = network_blocks(model)
     if not blocks:
         if hasattr(model, "cam_layers"):
             return dict(model.cam_layers)
-        raise ValueError(f"{type(model).__name__} has neither residual blocks (layerK.i) nor cam_layers")
+        raise ValueError(f"{type(model).__name__} has neither blocks (layerK.i, blocks.K.i) nor cam_layers")
     names = dict(model.named_modules())
     stem = next(name for name in names if name.endswith("maxpool") or name.endswith("bn1"))
-    return {"stem": names[stem]} | {name.split("backbone.")[-1]: module for name, module in blocks.items()}
+    return {"stem": names[stem]} | blocks
 
 
 def stage_outputs(model: nn.Module) -> dict[str, nn.Module]:
-    """The last module of each stage (`layerK` for ResNets, `cam_layers` for V4): Grad-CAM targets."""
-    blocks = residual_blocks(model)
+    """The last block of each stage (`layerK`, `blocks.K`; `cam_layers` for V4): Grad-CAM targets."""
+    blocks = network_blocks(model)
     if not blocks:
         return dict(model.cam_layers)
-    last: dict[str, nn.Module] = {}
-    for name, module in blocks.items():
-        last[name.rsplit(".", 1)[0].split("backbone.")[-1]] = module
-    return last
+    return {stage_of(name): module for name, module in blocks.items()}  # later blocks of a stage overwrite earlier ones
 
 
 @torch.no_grad()
@@ -115,10 +124,17 @@ def probe_curve(train: dict[str, np.ndarray], train_labels, test: dict[str, np.n
 
 @contextmanager
 def skip_branch(block: nn.Module):
-    """Within the context, `block` outputs act(shortcut(x)): its residual branch is removed."""
-    shortcut = getattr(block, "shortcut", None) or getattr(block, "downsample", None) or nn.Identity()
-    act = getattr(block, "act3", None) or getattr(block, "act2", None) or torch.relu
-    handle = block.register_forward_hook(lambda _m, inputs, _out: act(shortcut(inputs[0])))
+    """Within the context, `block` outputs its shortcut alone: act(shortcut(x)) for a ResNet
+    block, x for an EfficientNet block (whose sum has no activation after it)."""
+    if hasattr(block, "has_skip"):
+        if not block.has_skip:
+            raise ValueError(f"{type(block).__name__} has no shortcut: its branch cannot be removed")
+        replace = lambda _m, inputs, _out: inputs[0]  # noqa: E731 - the hook is the whole rule
+    else:
+        shortcut = getattr(block, "shortcut", None) or getattr(block, "downsample", None) or nn.Identity()
+        act = getattr(block, "act3", None) or getattr(block, "act2", None) or torch.relu
+        replace = lambda _m, inputs, _out: act(shortcut(inputs[0]))  # noqa: E731
+    handle = block.register_forward_hook(replace)
     try:
         yield block
     finally:
@@ -136,7 +152,7 @@ def ablation_table(model: nn.Module, image_set: ImageSet) -> pd.DataFrame:
     for depth, (name, block) in enumerate(residual_blocks(model).items(), start=1):
         with skip_branch(block):
             ablated = score()
-        rows.append({"depth": depth, "block": name.split("backbone.")[-1], "acc": ablated["acc"],
+        rows.append({"depth": depth, "block": name, "acc": ablated["acc"],
                      "auroc": ablated["auroc"], "acc_drop": intact["acc"] - ablated["acc"],
                      "auroc_drop": intact["auroc"] - ablated["auroc"]})
     return pd.DataFrame(rows).assign(intact_acc=intact["acc"], intact_auroc=intact["auroc"])
@@ -193,10 +209,6 @@ def _robustness(curves: pd.DataFrame, model: str, scenario: str, layer: str) -> 
     return f"; fitted on clean images instead: {row.auroc.iloc[0]:.3f}" if len(row) else ""
 
 
-def _stage(layer: str) -> str:
-    return layer.split(".")[0]
-
-
 def deciding_layers(curves: pd.DataFrame, ablation: pd.DataFrame | None = None, ablated_model: str | None = None,
                     tolerance: float = 0.01) -> str:
     """The answer in words, from the numbers: per model, the best probe layer and the earliest
@@ -226,8 +238,8 @@ def deciding_layers(curves: pd.DataFrame, ablation: pd.DataFrame | None = None, 
             lines.append("No single residual branch matters by itself: the decision is spread over redundant blocks, "
                          "so ablation names no deciding stage to compare with the probes.")
         elif ablated_model in earliest_clean:
-            probe_stage = _stage(earliest_clean[ablated_model])
-            agree = _stage(worst.block) == probe_stage
+            probe_stage = stage_of(earliest_clean[ablated_model])
+            agree = stage_of(worst.block) == probe_stage
             lines.append(f"Probe and ablation {'agree' if agree else 'disagree'} on the deciding stage of {ablated_model}: "
-                         f"{probe_stage} (probe) vs {_stage(worst.block)} (ablation).")
+                         f"{probe_stage} (probe) vs {stage_of(worst.block)} (ablation).")
     return "\n".join(lines)
