@@ -53,13 +53,13 @@ def bench_data(source: str | None = None, workers: int | None = None) -> dict:
     return result
 
 
-def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64) -> dict:
+def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64, model: str = "ddpm_cifake_real") -> dict:
     """Seconds per image for DDIM inversion + reconstruction (`steps` + `steps` UNet passes)
-    with the diffusion model `dire.load_diffusion` finds, on CIFAKE test images."""
+    with a kept diffusion model (or "hub"), on CIFAKE test images."""
     from . import data
     from .methods import dire
 
-    diffusion = dire.load_diffusion()
+    diffusion = dire.load_diffusion(dire.kept_diffusion(model))
     sample = data.load_cifake("test", progress=False).per_class(images // 2).images
     dire.dire(diffusion, sample[:2], steps=2)  # warm-up: kernel selection, allocations
     _, _, seconds = dire.dire(diffusion, sample, steps=steps, batch_size=batch_size)

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="print speed/memory figures (and the CPU they were measured on)")
     bench.add_argument("what", choices=("data", "dire", "training", "score"))
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
+    bench.add_argument("--diffusion", default="ddpm_cifake_real", help="dire: the kept diffusion model (or hub)")
     race = commands.add_parser("race", help="rerun a model-selection race of notebook 04 and save its table")
     race.add_argument("what", choices=("v4-designs", "v4-recipes"))
     race.add_argument("--profile", default="default", choices=("smoke", "default", "full"),
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.what == "data":
             benchmarks.bench_data(args.source)
+        elif args.what == "dire":
+            benchmarks.bench_dire(model=args.diffusion)
         else:
             getattr(benchmarks, f"bench_{args.what}")()
         return 0
