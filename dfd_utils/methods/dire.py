@@ -167,20 +167,11 @@ def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minu
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (progress["steps"] + 1) / warmup_steps)
         batch = to_tensor(images[generator.integers(0, len(images), batch_size)]).to(device) * 2 - 1
-        batch = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5, batch.flip(3), batch)
-        t = torch.randint(0, TRAIN_TIMESTEPS, (len(batch),), device=device)
-        noise = torch.randn_like(batch)
-        noisy = _noised(batch, t, noise, alphas).contiguous(memory_format=torch.channels_last)
-        with autocast(used_precision, device):
-            predicted = unet(noisy, t).sample
-        loss = nn.functional.mse_loss(predicted.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = _denoising_step(unet, optimizer, batch, alphas, used_precision)
         decay = min(ema_decay, (1 + progress["steps"]) / (10 + progress["steps"]))  # the average warms up too
         torch._foreach_lerp_(averaged, [w.detach() for w in weights], 1 - decay)
         progress["steps"] += 1
-        progress["loss_ema"] = loss.item() if progress["loss_ema"] is None else 0.98 * progress["loss_ema"] + 0.02 * loss.item()
+        progress["loss_ema"] = loss if progress["loss_ema"] is None else 0.98 * progress["loss_ema"] + 0.02 * loss
         now = time.perf_counter()
         progress["train_seconds"] = spent_before + now - session_start
         if checkpoint is not None and now - last_save > 60 * checkpoint_minutes:
@@ -197,6 +188,20 @@ def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minu
               "params": sum(p.numel() for p in unet.parameters()), "device": str(device), "cpu": cpu()["model"],
               "schedule": f"linear betas 1e-4..0.02, {TRAIN_TIMESTEPS} steps"}
     return average, record
+
+
+def _denoising_step(unet: nn.Module, optimizer, batch: torch.Tensor, alphas: torch.Tensor, precision: str) -> float:
+    """One optimisation step of the DDPM objective on a batch in [-1, 1] (flipped at random)."""
+    batch = torch.where(torch.rand(len(batch), 1, 1, 1, device=batch.device) < 0.5, batch.flip(3), batch)
+    t = torch.randint(0, TRAIN_TIMESTEPS, (len(batch),), device=batch.device)
+    noise = torch.randn_like(batch)
+    with autocast(precision, batch.device):
+        predicted = unet(_noised(batch, t, noise, alphas).contiguous(memory_format=torch.channels_last), t).sample
+    loss = nn.functional.mse_loss(predicted.float(), noise)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def _save_ddpm(path: Path, key: dict, unet, average, optimizer, generator, progress: dict) -> None:
