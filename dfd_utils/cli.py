@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", default="", help="comma-separated notebook number prefixes, e.g. 00,03")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="override a parameter (value parsed as YAML); repeatable")
-    run.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run")
+    run.add_argument("--cell-timeout", type=int, default=None,
+                     help="seconds one cell may run (default: the profile's, runner.CELL_TIMEOUTS)")
     data = commands.add_parser("data", help="find CIFAKE by the resolution order and print where it is")
     data.add_argument("--source", default=None, help="CIFAKE folder or zip to check instead")
     score = commands.add_parser("score", help="score image files, folders or zips with saved detectors → CSV")

@@ -19,9 +19,12 @@ from .paths import notebooks_dir, results_dir
 from .profiles import profile_params
 from .runtime import REPORT_ENV
 
-__all__ = ["NotebookJob", "plan", "run_notebooks", "parse_value", "ParameterError"]
+__all__ = ["NotebookJob", "plan", "run_notebooks", "parse_value", "ParameterError", "CELL_TIMEOUTS"]
 
 KERNEL = "python3"
+# Seconds one cell may run before the run stops, per profile: a guard against a hung cell that
+# must stay above the longest cell a profile plans (`full` trains V4 for 2 h in one cell).
+CELL_TIMEOUTS = {"smoke": 600, "default": 3600, "full": 4 * 3600}
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
@@ -76,9 +79,13 @@ def plan(profile: str, only: list[str] | None = None, overrides: dict | None = N
 
 
 def run_notebooks(profile: str = "default", only: list[str] | None = None, overrides: dict | None = None,
-                  cell_timeout: int = 3600) -> bool:
-    """Execute the planned notebooks in order; False (after saying why) at the first failure."""
+                  cell_timeout: int | None = None) -> bool:
+    """Execute the planned notebooks in order; False (after saying why) at the first failure.
+    `cell_timeout`: seconds one cell may run (default: the profile's `CELL_TIMEOUTS`)."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
     jobs = plan(profile, only, overrides)
+    cell_timeout = cell_timeout or CELL_TIMEOUTS[profile]
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     os.environ[REPORT_ENV] = "1"  # the kernels inherit it: no progress bars in the reports
     started = time.perf_counter()
@@ -94,6 +101,11 @@ def run_notebooks(profile: str = "default", only: list[str] | None = None, overr
         except papermill.PapermillExecutionError as error:
             print(f"FAILED {job.name} in cell {error.cell_index} (execution count {error.exec_count}): "
                   f"{error.ename}: {error.evalue}\n  partial notebook: {job.output}", flush=True)
+            return False
+        except (CellTimeoutError, DeadKernelError) as error:
+            print(f"FAILED {job.name}: {type(error).__name__}: {str(error).splitlines()[0]}\n  partial notebook: "
+                  f"{job.output}\n  a cell may run {cell_timeout} s here (--cell-timeout); an interrupted training "
+                  "resumes from its checkpoint when rerun", flush=True)
             return False
         print(f"    done in {time.perf_counter() - begin:.1f} s → {job.output}", flush=True)
     print(f"all {len(jobs)} notebook(s) done in {time.perf_counter() - started:.1f} s", flush=True)

@@ -60,3 +60,32 @@ def test_cli_rejects_unknown_parameter():
     result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke", "--only", "00",
                              "-p", "BOGUS", "1"], capture_output=True, text=True)
     assert result.returncode == 2 and "BOGUS" in result.stderr
+
+
+def test_every_planned_budget_fits_its_profiles_cell_timeout():
+    """A training budget runs in one cell: the cell timeout must leave room for it (and more)."""
+    from dfd_utils.runner import CELL_TIMEOUTS
+
+    for profile in PROFILES:
+        for job in plan(profile):
+            budgets = {name: value for name, value in job.parameters.items() if name.endswith("_MINUTES")}
+            for name, minutes in budgets.items():
+                assert 1.5 * 60 * minutes <= CELL_TIMEOUTS[profile], f"{profile} {job.name} {name}={minutes} min"
+
+
+@pytest.mark.slow
+def test_a_cell_past_the_timeout_stops_the_run_with_its_reason(tmp_path, monkeypatch, isolated_paths, capsys):
+    import nbformat
+
+    from dfd_utils import runner
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('PROFILE: str = "smoke"  # profile', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(60)")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(notebook, tmp_path / "98_sleep.ipynb")
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: tmp_path)
+    assert not runner.run_notebooks("smoke", cell_timeout=3)
+    said = capsys.readouterr().out
+    assert "FAILED 98_sleep: CellTimeoutError" in said and "--cell-timeout" in said
+    assert (isolated_paths / "results" / "smoke" / "98_sleep.ipynb").exists()
