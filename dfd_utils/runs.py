@@ -127,13 +127,22 @@ class Run:
     def checkpoint(self, name: str, resume: bool) -> Path:
         """Where a long fit of this run keeps its per-epoch checkpoint (`training.fit(checkpoint=…)`).
         With `resume`, one left by an interrupted run is picked up; without, it is removed first.
-        Delete the file once the fit has finished, so that the next run trains afresh."""
+        The file stays until `finish()` (the notebook's last cell): a run that fails in any cell
+        after the fit picks the finished fit up again instead of training it anew."""
         path = checkpoints_dir(self.profile) / self.name / f"{name}.pt"
         if not resume:
             path.unlink(missing_ok=True)
         elif path.exists():
             print(f"NOTE an interrupted training left {path}: resuming it (RESUME=False starts afresh)")
         return path
+
+    def finish(self) -> None:
+        """Every cell has run: remove this run's checkpoints, so that the next run trains afresh."""
+        folder = checkpoints_dir(self.profile) / self.name
+        for path in folder.glob("*.pt"):
+            path.unlink()
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
 
     def save_detector(self, detector: Detector) -> Path:
         """Save a detector where `detectors.load(detector.name)` finds it: `<run>/detectors/<name>/`."""

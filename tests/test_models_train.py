@@ -278,3 +278,22 @@ def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="other settings .*lr"):
         training.fit(fresh(), train_set, checkpoint=checkpoint, **(options | {"lr": 0.5}))
+
+
+def test_a_finished_fit_is_picked_up_again_until_the_run_finishes(cifake_folder, isolated_paths):
+    """A notebook that fails after its fit must not train again when rerun: the checkpoint of
+    a finished fit stays until `run.finish()`, and a fit given it trains no further epoch."""
+    train_set = du.load_cifake("train", cifake_folder, progress=False)
+    run = du.start_run("99_test", {"PROFILE": "smoke"})
+    checkpoint = run.checkpoint("model", resume=True)
+    options = dict(epochs=2, batch_size=16, progress=False, checkpoint=checkpoint)
+    torch.manual_seed(0)
+    trained = models.create_model("cifake_cnn", filters=4)
+    first = training.fit(trained, train_set, **options)
+    again_model = models.create_model("cifake_cnn", filters=4)  # other initial weights: all must come from the file
+    again = training.fit(again_model, train_set, **options)
+    assert again.rows == first.rows
+    for a, b in zip(trained.state_dict().values(), again_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    run.finish()
+    assert not checkpoint.exists() and not checkpoint.parent.exists()
