@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     ddpm.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto: bf16 where native")
     ddpm.add_argument("--held-out", type=int, default=512, help="REAL training images kept out for the denoising loss")
     ddpm.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
+    ddpm.add_argument("--out", default=None, help="folder to keep the model in (default: dfd_utils/checkpoints/NAME)")
     return parser
 
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         state = checkpoints_dir("train-ddpm") / f"{args.name}.pt"
         print(f"training {args.name}: {recipe}; state kept in {state} (rerun to resume)")
         unet, record = dire.train_ddpm(images, held_out, checkpoint=state, **recipe)
-        folder = dire.save_diffusion(unet, record, dire.CHECKPOINTS / args.name)
+        folder = dire.save_diffusion(unet, record, args.out or dire.CHECKPOINTS / args.name)
         print(f"trained {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} of {recipe['minutes']:g} min "
               f"({record['seconds_per_step']:.2f} s/step, {record['precision']}), held-out denoising loss "
               f"{record['val_loss']:.4f} → {folder} (state kept in {state})")

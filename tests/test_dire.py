@@ -173,3 +173,16 @@ def test_the_map_cnn_counts_the_maps_in_its_speed_and_the_control_does_not(cifak
     on_maps, control = (results[name][0] for name in ("DIRE maps", "raw images (control)"))
     assert on_maps.infer_images_per_s < 1 / map_seconds  # end to end: at most 2 images/s when a map costs 0.5 s
     assert control.infer_images_per_s > 1 / map_seconds
+
+
+def test_the_train_ddpm_command_keeps_a_loadable_model_and_resumes(cifake_folder, tmp_path, monkeypatch):
+    from dfd_utils.cli import main
+
+    monkeypatch.setenv("DFD_CHECKPOINTS", str(tmp_path / "state"))
+    command = ["train-ddpm", "--name", "tiny", "--minutes", "0.002", "--channels", "8", "16", "--batch-size", "4",
+               "--held-out", "4", "--source", str(cifake_folder), "--out", str(tmp_path / "kept")]
+    assert main(command) == 0 and (tmp_path / "state" / "train-ddpm" / "tiny.pt").exists()
+    kept = dire.load_diffusion(tmp_path / "kept", device="cpu")
+    assert kept.record["channels"] == [8, 16] and kept.record["sessions"] == 1 and kept.record["val_images"] == 4
+    assert main(command[:4] + ["0.004"] + command[5:]) == 0  # a larger budget goes on from the saved state
+    assert dire.load_diffusion(tmp_path / "kept", device="cpu").record["sessions"] == 2
