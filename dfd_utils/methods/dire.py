@@ -161,8 +161,7 @@ def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minu
         if checkpoint is not None:
             _save_ddpm(Path(checkpoint), key, unet, average, optimizer, generator, progress)
 
-    session_start = last_save = time.perf_counter()
-    spent_before = progress["train_seconds"]
+    session_start, spent_before = time.perf_counter(), progress["train_seconds"]  # restarted after every save
     while progress["steps"] < max_steps and progress["train_seconds"] < 60 * minutes:
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (progress["steps"] + 1) / warmup_steps)
@@ -174,10 +173,9 @@ def train_ddpm(images: np.ndarray, val_images: np.ndarray | None = None, *, minu
         progress["loss_ema"] = loss if progress["loss_ema"] is None else 0.98 * progress["loss_ema"] + 0.02 * loss
         now = time.perf_counter()
         progress["train_seconds"] = spent_before + now - session_start
-        if checkpoint is not None and now - last_save > 60 * checkpoint_minutes:
+        if checkpoint is not None and now - session_start > 60 * checkpoint_minutes:
             save()
-            last_save = time.perf_counter()
-            session_start, spent_before = last_save, progress["train_seconds"]  # validation is not training time
+            session_start, spent_before = time.perf_counter(), progress["train_seconds"]  # validation is not training time
     save()
     steps, seconds = progress["steps"], progress["train_seconds"]
     record = {**key, "steps": steps, "images_seen": steps * batch_size, "train_seconds": seconds,
