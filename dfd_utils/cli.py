@@ -132,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 
         recipe = dict(dire.RECIPES.get(args.name, dire.RECIPES["ddpm_cifake_real"]))
         recipe.update({name: getattr(args, name) for name in recipe if getattr(args, name) is not None})
-        recipe["channels"] = tuple(recipe["channels"])
         images, held_out = dire.held_out_real(data.load_cifake("train", args.source), args.held_out)
         state = checkpoints_dir("train-ddpm") / f"{args.name}.pt"
         print(f"training {args.name}: {recipe}; state kept in {state} (rerun to resume)")
@@ -140,6 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         folder = dire.save_diffusion(unet, record, args.out or dire.CHECKPOINTS / args.name)
         print(f"trained {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} of {recipe['minutes']:g} min "
               f"({record['seconds_per_step']:.2f} s/step, {record['precision']}), held-out denoising loss "
-              f"{record['val_loss']:.4f} → {folder} (state kept in {state})")
+              f"{record['val_loss']:.4f} → {folder}")
         return 0
     return 2
