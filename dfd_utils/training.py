@@ -266,20 +266,31 @@ def epochs_within(minutes: float, model: nn.Module, train: ImageSet, probe_image
     return max(1, int(minutes * 60 * speed // len(train))), speed
 
 
-def sweep(make_model, configs: list[dict], train: ImageSet, val: ImageSet, **fit_options) -> pd.DataFrame:
+def sweep(make_model, configs: list[dict], train: ImageSet, val: ImageSet, *,
+          checkpoint: str | Path | None = None, **fit_options) -> pd.DataFrame:
     """Train one model per config on `train`, score it on `val`; one row per config.
 
     `make_model(**config)` builds the model; `fit_options` go to `fit` unchanged, so every
-    configuration gets the same budget.
+    configuration gets the same budget. `checkpoint`: a file that, after every configuration,
+    holds the rows so far and the random state, so that an interrupted sweep (a `full` one
+    trains for over an hour) goes on with the next configuration and ends as the
+    uninterrupted sweep would have; one made for other configs or options is an error.
     """
+    key = {"configs": configs, "images": len(train), "val_images": len(val), **fit_options}
     rows = []
-    for config in tqdm(configs, desc="sweep", disable=not interactive()):
+    if checkpoint and Path(checkpoint).exists():
+        state = load_state(Path(checkpoint), key)
+        rows = state["rows"]
+        torch.set_rng_state(state["torch"])
+    for config in tqdm(configs[len(rows):], desc="sweep", disable=not interactive()):
         model = make_model(**config)
         history = fit(model, train, **fit_options, progress=False)
         val_loss, val_acc = evaluate_loss(model, val)
         rows.append({**config, "params": sum(p.numel() for p in model.parameters()), "val_loss": val_loss,
                      "val_acc": val_acc, "train_seconds": history.train_seconds,
                      "train_images_per_s": history.images_per_s})
+        if checkpoint:
+            save_state(Path(checkpoint), {"key": key, "rows": rows, "torch": torch.get_rng_state()})
     return pd.DataFrame(rows)
 
 

@@ -96,6 +96,32 @@ def test_sweep_has_one_row_per_config(cifake_folder):
     assert list(table.conv_blocks) == [1, 2] and table.val_acc.between(0, 1).all()
 
 
+def test_an_interrupted_sweep_resumes_with_the_next_config_and_ends_like_an_uninterrupted_one(cifake_folder, tmp_path):
+    fit_set, val_set = du.load_cifake("train", cifake_folder).split(0.25)
+    configs = [dict(conv_blocks=1, filters=4), dict(conv_blocks=2, filters=4), dict(conv_blocks=1, filters=8)]
+    options = dict(epochs=1, batch_size=8)
+    built = []
+
+    def interrupted(**config):
+        if len(built) == 2:
+            raise KeyboardInterrupt  # stopped while the third config starts
+        built.append(config)
+        return models.CifakeCNN(**config)
+
+    checkpoint = tmp_path / "sweep.pt"
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        training.sweep(interrupted, configs, fit_set, val_set, checkpoint=checkpoint, **options)
+    torch.manual_seed(123)  # the random state a resumed sweep starts from is its checkpoint's, not this one
+    resumed = training.sweep(models.CifakeCNN, configs, fit_set, val_set, checkpoint=checkpoint, **options)
+    torch.manual_seed(0)
+    whole = training.sweep(models.CifakeCNN, configs, fit_set, val_set, **options)
+    assert len(built) == 2 and len(resumed) == 3
+    np.testing.assert_allclose(resumed.val_loss, whole.val_loss, rtol=1e-5)
+    with pytest.raises(ValueError, match="other settings"):
+        training.sweep(models.CifakeCNN, configs[:2], fit_set, val_set, checkpoint=checkpoint, **options)
+
+
 def test_bad_training_options(cifake_folder):
     train_set = du.load_cifake("train", cifake_folder)
     with pytest.raises(ValueError, match="schedule"):
