@@ -92,6 +92,23 @@ def test_compare_backbones_one_row_each_best_by_validation(cifake_folder, isolat
     assert best.variant == f"{best_row.backbone} · {best_row.strategy} · 32px" and best.name == "v2"
 
 
+@needs_cifar_resnet
+def test_compare_backbones_resumes_from_each_models_checkpoint(cifake_folder, isolated_paths, tmp_path):
+    from dfd_utils.methods import cnn_zoo
+
+    fit_set, val_set = du.load_cifake("train", cifake_folder).split(0.25)
+    test = du.load_cifake("test", cifake_folder)
+    options = dict(strategies=("full", "linear"), epochs=2, batch_size=8, precision="fp32")
+    first, _, _ = cnn_zoo.compare_backbones(["cifar_resnet20"], fit_set, val_set, {"test": test},
+                                            checkpoints=lambda key: tmp_path / f"{key}.pt", **options)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["cifar_resnet20-full-32px.pt", "cifar_resnet20-linear-32px.pt"]
+    again, _, _ = cnn_zoo.compare_backbones(["cifar_resnet20"], fit_set, val_set, {"test": test},
+                                            checkpoints=lambda key: tmp_path / f"{key}.pt", **options)
+    # no epoch trained again: the histories (and their measured seconds) are the checkpoints'
+    assert list(again.train_minutes) == list(first.train_minutes)
+    np.testing.assert_allclose(again.val_acc, first.val_acc)
+
+
 def test_cifar_stem_keeps_spatial_maps_at_every_stage():
     from dfd_utils.methods import probing
 

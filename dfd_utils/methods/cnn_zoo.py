@@ -7,6 +7,9 @@ pretraining source (ImageNet, CIFAR-10, none).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pandas as pd
 
 from ..data import ImageSet
@@ -28,9 +31,10 @@ def pretraining_group(source: str) -> str:
 
 
 def _one(backbone: str, strategy: str, fit_set: ImageSet, val_set: ImageSet, test_sets: dict[str, ImageSet],
-         input_size: int, backbone_lr_scale: float, name: str, fit_options: dict) -> tuple[dict, list[Scores], ClassifierDetector]:
+         input_size: int, backbone_lr_scale: float, name: str, checkpoint: Path | None,
+         fit_options: dict) -> tuple[dict, list[Scores], ClassifierDetector]:
     model, source = pretrained_detector(backbone, input_size, strategy, backbone_lr_scale)
-    history = fit(model, fit_set, val_set, **fit_options)
+    history = fit(model, fit_set, val_set, checkpoint=checkpoint, **fit_options)
     variant = f"{backbone} · {strategy} · {input_size}px"
     detector = ClassifierDetector(model, name=name, method=METHOD, variant=variant, pretrained=source,
                                   notebook="02_cnn_zoo")
@@ -50,19 +54,25 @@ def _one(backbone: str, strategy: str, fit_set: ImageSet, val_set: ImageSet, tes
 def compare_backbones(backbones: list[str], fit_set: ImageSet, val_set: ImageSet, test_sets: dict[str, ImageSet],
                       *, input_size: int = 32, input_sizes: dict[str, int] | None = None,
                       strategies: tuple[str, ...] = ("full",), backbone_lr_scale: float = 0.1,
-                      name: str = "v2", **fit_options) -> tuple[pd.DataFrame, list[Scores], ClassifierDetector]:
+                      name: str = "v2", checkpoints: Callable[[str], Path] | None = None,
+                      **fit_options) -> tuple[pd.DataFrame, list[Scores], ClassifierDetector]:
     """Train and score every backbone × strategy, each at `input_sizes.get(backbone, input_size)`
     pixels (upsampled inside the model). Returns one table row each (sorted by
     pretraining source), the `Scores` of every model on every test set, and the detector
     with the best validation accuracy (saved under `name`). A linear probe of a backbone without pretrained
-    weights is skipped, and the reason printed."""
+    weights is skipped, and the reason printed.
+
+    `checkpoints(key)` (e.g. `run.checkpoint` with its `resume`) gives each model's per-epoch
+    checkpoint file, so an interrupted comparison (a `full` one trains for hours) resumes the
+    model it was training and retrains none that had finished."""
     rows, all_scores, best, best_val = [], [], None, -1.0
     for backbone in backbones:
         for strategy in strategies:
+            size = (input_sizes or {}).get(backbone, input_size)
+            checkpoint = checkpoints(f"{backbone}-{strategy}-{size}px") if checkpoints else None
             try:
-                row, scores, detector = _one(backbone, strategy, fit_set, val_set, test_sets,
-                                             (input_sizes or {}).get(backbone, input_size), backbone_lr_scale, name,
-                                             fit_options)
+                row, scores, detector = _one(backbone, strategy, fit_set, val_set, test_sets, size,
+                                             backbone_lr_scale, name, checkpoint, fit_options)
             except ValueError as error:
                 if "linear probe needs pretrained" not in str(error):
                     raise
