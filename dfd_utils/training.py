@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 from .data import ImageSet
 from .inference import predict
 from .loaders import make_loader, to_tensor
-from .runtime import autocast, interactive, precision as resolve_precision, device as pick_device
+from .runtime import autocast, interactive, precision_candidates, device as pick_device
 
-__all__ = ["History", "fit", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread", "plan_epochs", "save_state", "load_state"]
+__all__ = ["History", "fit", "fastest_precision", "training_speed", "epochs_within", "evaluate_loss", "reconstruction_loss", "sweep", "seed_spread", "plan_epochs", "save_state", "load_state"]
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -30,6 +30,7 @@ class History:
     """One row per epoch; `train_seconds` and `images_per_s` cover the optimisation only."""
 
     rows: list[dict] = field(default_factory=list)
+    precision_timing: dict[str, float] = field(default_factory=dict)  # images/s per precision, when `fastest` chose
 
     @property
     def table(self) -> pd.DataFrame:
@@ -45,9 +46,18 @@ class History:
 
     @property
     def cost(self) -> dict:
-        """What training cost, as `Detector.score_set` keywords: seconds, speed, precision."""
+        """What training cost, as `Detector.score_set` keywords: seconds, speed, precision (and
+        the timed speed of each candidate precision where `fastest` chose)."""
         return {"train_seconds": self.train_seconds, "train_images_per_s": self.images_per_s,
-                "train_precision": self.rows[-1]["precision"] if self.rows else None, "epochs": len(self.rows)}
+                "train_precision": self.rows[-1]["precision"] if self.rows else None, "epochs": len(self.rows),
+                **{f"probe_{name}_images_per_s": speed for name, speed in self.precision_timing.items()}}
+
+    @property
+    def precision_choice(self) -> str:
+        """The precision trained in and, where `fastest` timed the candidates, their speeds."""
+        used = self.rows[-1]["precision"] if self.rows else "-"
+        timing = ", ".join(f"{name} {speed:,.0f}/s" for name, speed in self.precision_timing.items())
+        return f"{used} (timed: {timing})" if timing else used
 
 
 def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -133,8 +143,10 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     detector with cross-entropy; `"reconstruct"`: an autoencoder with MSE to its input.
 
     Tensors are channels-last (NHWC), which makes convolutions markedly faster on CPUs.
-    `precision` is fp32, bf16 (autocast forward, fp32 weights) or auto (see
-    `runtime.precision`); each history row records the one used. `progress` (default: only
+    `precision` is fp32, bf16 (autocast forward, fp32 weights), auto (see
+    `runtime.precision_candidates`) or fastest: where bf16 is native, whichever of the two
+    `fastest_precision` times faster on this model and batch, its timing kept in
+    `History.precision_timing`; each history row records the one used. `progress` (default: only
     in an interactive session, never in an executed report) shows a bar per epoch.
 
     `checkpoint`: a file that, after every epoch, holds everything needed to go on — weights,
@@ -146,37 +158,38 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     device = pick_device(str(device))
-    used_precision = resolve_precision(precision, device)
+    candidates = precision_candidates(precision, device)
     model.to(device, memory_format=torch.channels_last)
     loader = make_loader(train, batch_size, shuffle=True, augment=augment, seed=seed)
     opt = _optimizer(model, optimizer, lr, weight_decay)
     sched = _scheduler(opt, schedule, epochs * len(loader))
-    cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    loss_of = _loss(objective, label_smoothing)
     history = History()
     progress = interactive() if progress is None else progress
     key = {"model": getattr(model, "model_spec", type(model).__name__), "images": len(train), "epochs": epochs,
            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer, "schedule": schedule,
-           "augment": augment, "label_smoothing": label_smoothing, "objective": objective, "precision": used_precision,
-           "seed": seed}
+           "augment": augment, "label_smoothing": label_smoothing, "objective": objective,
+           "precision": candidates[0] if len(candidates) == 1 else precision, "seed": seed}
     parts = {"model": model, "optimizer": opt, "schedule": sched}
     done = _resume(Path(checkpoint), key, parts, loader, history) if checkpoint and Path(checkpoint).exists() else 0
+    if done:  # an interrupted fit goes on in the precision it began in
+        used_precision = history.rows[-1]["precision"]
+    elif len(candidates) == 1:
+        used_precision = candidates[0]
+    else:
+        history.precision_timing = fastest_precision(model, train, candidates, loss_of, batch_size=batch_size,
+                                                     optimizer=optimizer, device=device)
+        used_precision = max(history.precision_timing, key=history.precision_timing.get)
     for epoch in range(done + 1, epochs + 1):
         model.train()
         start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for images, labels in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress):
             images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            with autocast(used_precision, device):
-                output = model(images).float()
-            if objective == "classify":
-                loss = cross_entropy(output, labels)
-                correct += int((output.argmax(1) == labels).sum())
-            else:
-                loss = nn.functional.mse_loss(output, images)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            output, loss = _step(model, opt, images, labels, loss_of, used_precision)
             sched.step()
+            if objective == "classify":
+                correct += int((output.argmax(1) == labels).sum())
             seen += len(labels)
             loss_sum += loss.item() * len(labels)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "lr": sched.get_last_lr()[0],
@@ -195,13 +208,63 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     return history
 
 
+def _loss(objective: str, label_smoothing: float):
+    """The training loss of `objective`: cross-entropy of the logits, or MSE to the input."""
+    if objective == "classify":
+        cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        return lambda output, images, labels: cross_entropy(output, labels)
+    return lambda output, images, labels: nn.functional.mse_loss(output, images)
+
+
+def _step(model: nn.Module, opt, images: torch.Tensor, labels: torch.Tensor, loss_of, used_precision: str):
+    """One optimisation step; returns the (fp32) output and the loss."""
+    with autocast(used_precision, images.device):
+        output = model(images).float()
+    loss = loss_of(output, images, labels)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return output, loss
+
+
+def fastest_precision(model: nn.Module, train: ImageSet, candidates: tuple[str, ...], loss_of, *, batch_size: int,
+                      optimizer: str = "adamw", device: torch.device, warmup_steps: int = 2,
+                      timed_steps: int = 3) -> dict[str, float]:
+    """Training images/s of each candidate precision, from `timed_steps` optimisation steps
+    of a copy of `model` on one batch of `train`, after `warmup_steps` untimed ones (kernel
+    selection, allocator). A few seconds decide a choice worth hours: which precision is faster
+    depends on the model as much as on the hardware. `model`, the data order and every random
+    state are untouched, so the fit that follows is the one a fixed precision would give."""
+    images = to_tensor(train.images[:batch_size]).to(device, memory_format=torch.channels_last)
+    labels = torch.as_tensor(train.labels[:batch_size], dtype=torch.long, device=device)
+    speeds = {}
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        for used_precision in candidates:
+            probe = copy.deepcopy(model).train()
+            opt = _optimizer(probe, optimizer, 1e-4, 0.0)
+            for step in range(warmup_steps + timed_steps):
+                if step == warmup_steps:
+                    _synchronize(device)
+                    start = time.perf_counter()
+                _step(probe, opt, images, labels, loss_of, used_precision)
+            _synchronize(device)
+            speeds[used_precision] = timed_steps * len(labels) / (time.perf_counter() - start)
+    return speeds
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _random_states(loader) -> dict:
     return {"order": loader.generator.get_state(), "augment": loader.dataset.generator.get_state(),
             "torch": torch.get_rng_state()}
 
 
 def _save_checkpoint(path: Path, key: dict, parts: dict, loader, history: History) -> None:
-    save_state(path, {"key": key, "rows": history.rows, "random": _random_states(loader),
+    save_state(path, {"key": key, "rows": history.rows, "precision_timing": history.precision_timing,
+                      "random": _random_states(loader),
                       **{name: part.state_dict() for name, part in parts.items()}})
 
 
@@ -236,6 +299,7 @@ def _resume(path: Path, key: dict, parts: dict, loader, history: History) -> int
     loader.dataset.generator.set_state(state["random"]["augment"])
     torch.set_rng_state(state["random"]["torch"])
     history.rows.extend(state["rows"])
+    history.precision_timing.update(state.get("precision_timing", {}))
     print(f"resumed from {path} after epoch {len(state['rows'])} of {key['epochs']}")
     return len(state["rows"])
 

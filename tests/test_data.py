@@ -128,7 +128,7 @@ def test_hidden_files_are_ignored(small):
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
 def test_non_rgb_modes_need_convert_mode(small, mode):
     image = fake_image(np.random.default_rng(0), 0).convert(mode)
-    image.save(small / "test" / "REAL" / f"odd.png")
+    image.save(small / "test" / "REAL" / "odd.png")
     with pytest.raises(DataError, match=f"odd.png: mode {mode}, not RGB"):
         du.load_folder(small, "test")
     loaded = du.load_folder(small, "test", convert_mode=True)

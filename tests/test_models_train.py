@@ -148,6 +148,57 @@ def test_auto_precision_follows_the_hardware():
         du.runtime.precision("half", cpu)
 
 
+def test_fastest_is_both_precisions_only_where_bf16_is_native(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(du.runtime, "_fast_bf16", lambda _device: True)
+    assert du.runtime.precision_candidates("fastest", cpu) == ("fp32", "bf16")
+    with pytest.raises(ValueError, match="timing"):
+        du.runtime.precision("fastest", cpu)  # cannot be resolved without a model to time
+    monkeypatch.setattr(du.runtime, "_fast_bf16", lambda _device: False)
+    assert du.runtime.precision_candidates("fastest", cpu) == ("fp32",)
+    assert du.runtime.precision("fastest", cpu) == "fp32"
+
+
+def _tiny_fit(train_set, precision, **options):
+    torch.manual_seed(0)
+    model = models.create_model("detector_cnn", width=4, depth=1, dropout=0.5)  # dropout draws from torch's RNG
+    history = training.fit(model, train_set, epochs=2, batch_size=16, augment="flip", precision=precision,
+                           progress=False, **options)
+    return model, history
+
+
+def test_fastest_trains_in_the_faster_precision_exactly_as_that_precision_would(cifake_folder, monkeypatch):
+    """The timing probe must leave the model, the data order and every random state alone:
+    a `fastest` fit is the fit of the precision it chose, weight for weight."""
+    train_set = du.load_cifake("train", cifake_folder, progress=False)
+    monkeypatch.setattr(du.runtime, "_fast_bf16", lambda _device: True)  # both candidates, native or not
+    model, history = _tiny_fit(train_set, "fastest")
+    timing = history.precision_timing
+    assert set(timing) == {"fp32", "bf16"} and all(speed > 0 for speed in timing.values())
+    chosen = max(timing, key=timing.get)
+    assert set(history.table.precision) == {chosen}
+    assert history.cost[f"probe_{chosen}_images_per_s"] == timing[chosen]
+    assert history.precision_choice.startswith(f"{chosen} (timed: fp32 ")
+    fixed_model, fixed = _tiny_fit(train_set, chosen)
+    assert fixed.precision_timing == {} and fixed.precision_choice == chosen
+    np.testing.assert_allclose(history.table.train_loss, fixed.table.train_loss, rtol=1e-6)
+    for a, b in zip(model.state_dict().values(), fixed_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_resumed_fastest_fit_keeps_its_precision_and_timing_without_timing_again(cifake_folder, tmp_path, monkeypatch):
+    train_set = du.load_cifake("train", cifake_folder, progress=False)
+    monkeypatch.setattr(du.runtime, "_fast_bf16", lambda _device: True)
+    checkpoint = tmp_path / "fit.pt"
+    _, first = _tiny_fit(train_set, "fastest", checkpoint=checkpoint)
+    monkeypatch.setattr(training, "fastest_precision", lambda *a, **k: pytest.fail("a resumed fit timed again"))
+    _, again = _tiny_fit(train_set, "fastest", checkpoint=checkpoint)
+    assert again.rows == first.rows and again.precision_timing == first.precision_timing
+    monkeypatch.setattr(du.runtime, "_fast_bf16", lambda _device: False)  # e.g. resumed on another machine
+    with pytest.raises(ValueError, match="other settings .*precision"):
+        _tiny_fit(train_set, "fastest", checkpoint=checkpoint)
+
+
 class _LeftBright(nn.Module):
     """Fake-logit = mean of the left image half minus the right: flips negate it exactly."""
 

@@ -1,8 +1,6 @@
 """`dfd score` on files, folders and zips, labelled and not, and every kind of bad input."""
-import io
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pandas as pd

@@ -45,7 +45,7 @@ def _one(backbone: str, strategy: str, fit_set: ImageSet, val_set: ImageSet, tes
     row = {"backbone": backbone, "strategy": strategy, "input_size": input_size, "pretraining": extra["pretraining"],
            "pretrained": source, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
            "trainable_m": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
-           "train_precision": history.cost["train_precision"], "train_minutes": history.train_seconds / 60,
+           "train_precision": history.precision_choice, "train_minutes": history.train_seconds / 60,
            "train_images_per_s": history.images_per_s, "infer_images_per_s": scores[0].infer_images_per_s,
            "val_acc": evaluate_loss(model, val_set)[1], "test_acc": test["acc"], "test_auroc": test["auroc"]}
     return row, scores, detector
