@@ -77,7 +77,8 @@ def _machine() -> str:
 
     info = cpu()
     flags = ", ".join(flag for flag, present in info["flags"].items() if present) or "none of " + "/".join(info["flags"])
-    return f"on {device()} · CPU {info['model']} ({os.cpu_count()} cores; {flags})"
+    limits = "".join(f"; kernels limited by {name}={value}" for name, value in info["isa_limits"].items())
+    return f"on {device()} · CPU {info['model']} ({os.cpu_count()} cores; {flags}{limits})"
 
 
 def bench_training(images: int = 8000, batch_size: int = 128) -> dict:

@@ -42,6 +42,7 @@ def device(preference: str = "auto") -> torch.device:
 
 
 PRECISIONS = ("auto", "fastest", "fp32", "bf16")
+_ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 def _fast_bf16(chosen_device: torch.device) -> bool:
@@ -50,6 +51,8 @@ def _fast_bf16(chosen_device: torch.device) -> bool:
     if chosen_device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if chosen_device.type == "cpu":
+        if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in _ONEDNN_ISAS_WITHOUT_BF16:
+            return False  # the CPU has it, but oneDNN was told not to use it
         cpu = torch.cpu
         return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return False
@@ -129,11 +132,19 @@ def _cpuinfo(field: str) -> str:
         return ""
 
 
+# Environment variables that keep torch's kernels below what the CPU has: with
+# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 an AVX-512 machine trains as an AVX2-only one
+# would (same cores and clock), which is how a speed on an older CPU can be estimated here.
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+
 def cpu() -> dict:
-    """The CPU model and which of `CPU_FLAGS` it has: every time in a report is measured on it."""
+    """The CPU model, which of `CPU_FLAGS` it has, and any `ISA_LIMITS` in force: every time
+    in a report is measured on it."""
     flags = set(_cpuinfo("flags").split())
     return {"model": _cpuinfo("model name") or platform.processor() or platform.machine(),
-            "flags": {flag: flag in flags for flag in CPU_FLAGS}}
+            "flags": {flag: flag in flags for flag in CPU_FLAGS},
+            "isa_limits": {name: os.environ[name] for name in ISA_LIMITS if os.environ.get(name)}}
 
 
 def _version(package: str) -> str | None:
@@ -154,6 +165,7 @@ def environment(chosen_device: torch.device | None = None) -> dict:
         "device": str(chosen_device),
         "cpu": cpu()["model"],
         "cpu_flags": cpu()["flags"],
+        "cpu_isa_limits": cpu()["isa_limits"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

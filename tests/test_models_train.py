@@ -159,6 +159,19 @@ def test_fastest_is_both_precisions_only_where_bf16_is_native(monkeypatch):
     assert du.runtime.precision("fastest", cpu) == "fp32"
 
 
+def test_an_isa_limit_below_bf16_makes_bf16_not_native_and_is_recorded(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # as on the Xeon the project runs on
+    for name in du.runtime.ISA_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    assert du.runtime._fast_bf16(cpu) and du.runtime.cpu()["isa_limits"].get("ONEDNN_MAX_CPU_ISA") is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not du.runtime._fast_bf16(cpu)
+    assert du.runtime.precision("auto", cpu) == "fp32" and du.runtime.precision_candidates("fastest", cpu) == ("fp32",)
+    assert du.runtime.cpu()["isa_limits"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert du.runtime.environment(cpu)["cpu_isa_limits"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
 def _tiny_fit(train_set, precision, **options):
     torch.manual_seed(0)
     model = models.create_model("detector_cnn", width=4, depth=1, dropout=0.5)  # dropout draws from torch's RNG
