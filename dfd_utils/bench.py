@@ -77,7 +77,8 @@ def _machine() -> str:
 
     info = cpu()
     flags = ", ".join(flag for flag, present in info["flags"].items() if present) or "none of " + "/".join(info["flags"])
-    limits = "".join(f"; kernels limited by {name}={value}" for name, value in info["isa_limits"].items())
+    limits = ", ".join(f"{name}={value}" for name, value in info["isa_limits"].items())
+    limits = f"; kernels limited by {limits}" if limits else ""
     return f"on {device()} · CPU {info['model']} ({os.cpu_count()} cores; {flags}{limits})"
 
 

@@ -60,7 +60,7 @@ def _fast_bf16(chosen_device: torch.device) -> bool:
 
 def precision_candidates(preference: str, chosen_device: torch.device) -> tuple[str, ...]:
     """The training precisions `preference` leaves open here. `auto` is bf16 mixed precision
-    where the hardware runs it natively (V3 trains about 7x faster in it on an AVX512-BF16 CPU),
+    where the hardware runs it natively (V3 trains 2.5-7x faster in it on AVX512-BF16 CPUs),
     fp32 otherwise. `fastest` is both where bf16 is native, for the caller to time on the model
     itself: native bf16 is not faster for every model (EfficientNet-Lite0's depthwise
     convolutions train 1.6x slower in it on that CPU); fp32 elsewhere."""
