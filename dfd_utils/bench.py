@@ -90,14 +90,14 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
     `precision="fastest"` times each model rather than trusting the hardware."""
     from . import data, models
     from .methods.detector_cnn import V4_SHAPE
-    from .runtime import device, precision
+    from .runtime import device, precision_candidates
     from .training import training_speed
 
     train = data.load_cifake("train", progress=False)
     builds = {"V3 cifake_cnn": ("cifake_cnn", {}, images),
               "V4 detector_cnn w16 d2 s4": ("detector_cnn", V4_SHAPE, images),
               "V2 Lite0 at 64 px": ("zoo_detector", {"backbone": "tf_efficientnet_lite0", "input_size": 64}, images // 4)}
-    precisions = ["fp32"] + (["bf16"] if precision("auto", device()) == "bf16" else [])
+    precisions = precision_candidates("fastest", device())  # fp32, and bf16 where native
     rows = []
     for label, (name, config, probe_images) in builds.items():
         for used in precisions:

@@ -158,14 +158,15 @@ def environment(chosen_device: torch.device | None = None) -> dict:
     """Everything needed to say where a number came from: versions, hardware, code commit."""
     chosen_device = chosen_device or device("auto")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    cpu_info = cpu()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in RECORDED_PACKAGES},
         "device": str(chosen_device),
-        "cpu": cpu()["model"],
-        "cpu_flags": cpu()["flags"],
-        "cpu_isa_limits": cpu()["isa_limits"],
+        "cpu": cpu_info["model"],
+        "cpu_flags": cpu_info["flags"],
+        "cpu_isa_limits": cpu_info["isa_limits"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

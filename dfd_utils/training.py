@@ -45,17 +45,22 @@ class History:
         return float(sum(r["images"] for r in self.rows) / max(self.train_seconds, 1e-9))
 
     @property
+    def precision(self) -> str | None:
+        """The precision the last epoch trained in."""
+        return self.rows[-1]["precision"] if self.rows else None
+
+    @property
     def cost(self) -> dict:
         """What training cost, as `Detector.score_set` keywords: seconds, speed, precision (and
         the timed speed of each candidate precision where `fastest` chose)."""
         return {"train_seconds": self.train_seconds, "train_images_per_s": self.images_per_s,
-                "train_precision": self.rows[-1]["precision"] if self.rows else None, "epochs": len(self.rows),
+                "train_precision": self.precision, "epochs": len(self.rows),
                 **{f"probe_{name}_images_per_s": speed for name, speed in self.precision_timing.items()}}
 
     @property
     def precision_choice(self) -> str:
         """The precision trained in and, where `fastest` timed the candidates, their speeds."""
-        used = self.rows[-1]["precision"] if self.rows else "-"
+        used = self.precision or "-"
         timing = ", ".join(f"{name} {speed:,.0f}/s" for name, speed in self.precision_timing.items())
         return f"{used} (timed: {timing})" if timing else used
 
@@ -173,7 +178,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     parts = {"model": model, "optimizer": opt, "schedule": sched}
     done = _resume(Path(checkpoint), key, parts, loader, history) if checkpoint and Path(checkpoint).exists() else 0
     if done:  # an interrupted fit goes on in the precision it began in
-        used_precision = history.rows[-1]["precision"]
+        used_precision = history.precision
     elif len(candidates) == 1:
         used_precision = candidates[0]
     else:
