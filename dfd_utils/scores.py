@@ -109,6 +109,11 @@ class Scores:
     def replace(self, **changes) -> "Scores":
         return dataclasses.replace(self, **changes)
 
+    def take(self, index: np.ndarray, split: str) -> "Scores":
+        """These scores of the images at `index`, as the scores of `split` (a subset of these images)."""
+        return self.replace(split=split, ids=np.asarray(self.ids)[index], scores=np.asarray(self.scores)[index],
+                            labels=None if self.labels is None else np.asarray(self.labels)[index])
+
 
 def _number(value) -> float | None:
     return None if value is None else float(value)

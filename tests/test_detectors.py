@@ -91,3 +91,19 @@ def test_threshold_rule_travels_with_the_detector(tmp_path):
     detector.threshold = Threshold(0.7, "at most 5% of 100 held-out REAL images flagged")
     loaded = detectors.load(detector.save(tmp_path / "d"))
     assert loaded.threshold.rule.startswith("at most 5%") and loaded.threshold.value == 0.7
+
+
+def test_a_set_within_one_scored_before_takes_its_scores_instead_of_scoring_again(cifake_folder, monkeypatch):
+    splits = du.cifake_splits(cifake_folder)
+    assert 0 < len(splits.test_dedup) < len(splits.test)  # the fixture leaks train files into test
+    detector, scored = v4_like(), []
+    score = ClassifierDetector.score
+    monkeypatch.setattr(ClassifierDetector, "score", lambda self, images: scored.append(len(images)) or score(self, images))
+    test, dedup = detector.score_sets(splits.tests)
+    assert sum(scored) == len(splits.test)
+    alone = detector.score_set(splits.test_dedup, "test-dedup")
+    assert dedup.split == "test-dedup" and list(dedup.ids) == list(alone.ids) and list(dedup.labels) == list(alone.labels)
+    np.testing.assert_allclose(dedup.scores, alone.scores, atol=1e-6)
+    scored.clear()
+    detector.score_sets({"test": splits.test, "train": splits.train})  # not within test: scored on its own
+    assert sum(scored) == len(splits.test) + len(splits.train)
