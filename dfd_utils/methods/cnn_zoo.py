@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import ImageSet
 from ..detectors import ClassifierDetector
-from ..models import pretrained_detector
+from ..models import NoPretrainedWeights, pretrained_detector
 from ..scores import Scores
 from ..training import evaluate_loss, fit
 
@@ -73,9 +73,7 @@ def compare_backbones(backbones: list[str], fit_set: ImageSet, val_set: ImageSet
             try:
                 row, scores, detector = _one(backbone, strategy, fit_set, val_set, test_sets, size,
                                              backbone_lr_scale, name, checkpoint, fit_options)
-            except ValueError as error:
-                if "linear probe needs pretrained" not in str(error):
-                    raise
+            except NoPretrainedWeights as error:
                 print(f"skipped {backbone} · {strategy}: {error}")
                 continue
             if row["pretrained"].startswith("none"):

@@ -17,10 +17,10 @@ from torch import nn
 from .autoencoders import TAEF2, ConvAutoencoder
 from .cifar_resnet import CifarResNet
 from .small_cnn import CifakeCNN, DetectorCNN
-from .zoo import ZooDetector, pretrained_detector
+from .zoo import NoPretrainedWeights, ZooDetector, pretrained_detector
 
 __all__ = ["create_model", "list_models", "register", "save_model", "load_model", "CifakeCNN", "DetectorCNN",
-           "ConvAutoencoder", "TAEF2", "CifarResNet", "ZooDetector", "pretrained_detector"]
+           "ConvAutoencoder", "TAEF2", "CifarResNet", "ZooDetector", "pretrained_detector", "NoPretrainedWeights"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 

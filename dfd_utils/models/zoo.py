@@ -17,7 +17,7 @@ from ..weights import WeightsError, find, load_state, packaged_state, search_dir
 from .cifar_resnet import CifarResNet
 from .small_cnn import Normalize
 
-__all__ = ["ZooDetector", "pretrained_detector", "CIFAR_RESNET_FILES", "STRATEGIES"]
+__all__ = ["ZooDetector", "pretrained_detector", "NoPretrainedWeights", "CIFAR_RESNET_FILES", "STRATEGIES"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # also the CIFAR ResNets' (weights README)
 CIFAR_RESNET_FILES = {20: "resnet20-12fca82f.th", 32: "resnet32-d509ac18.th", 44: "resnet44-014dd654.th",
@@ -150,6 +150,10 @@ def _load_timm(model: ZooDetector, backbone: str) -> str:
     return source
 
 
+class NoPretrainedWeights(ValueError):
+    """A linear probe was asked of a backbone that has no pretrained weights here: nothing to probe."""
+
+
 def pretrained_detector(backbone: str, input_size: int = 32, strategy: str = "full", backbone_lr_scale: float = 0.1,
                         pretrained: bool = True, stem: str = "imagenet") -> tuple[ZooDetector, str]:
     """The detector and its weights' source ("none (why)" when there are none). Without
@@ -167,6 +171,6 @@ def pretrained_detector(backbone: str, input_size: int = 32, strategy: str = "fu
         source = _load_timm(model, backbone)
     if source.startswith("none"):
         if strategy == "linear":
-            raise ValueError(f"{backbone}: a linear probe needs pretrained weights, but there are {source}")
+            raise NoPretrainedWeights(f"{backbone}: a linear probe needs pretrained weights, but there are {source}")
         model.lr_scales = {"backbone.": 1.0}  # a random backbone learns at the full rate
     return model, source
