@@ -9,7 +9,7 @@ import resource
 import tempfile
 import time
 
-__all__ = ["bench_data", "bench_dire", "bench_training"]
+__all__ = ["bench_data", "bench_dire", "bench_training", "bench_zoo"]
 
 
 def _peak_rss_bytes() -> int:
@@ -110,6 +110,43 @@ def bench_training(images: int = 8000, batch_size: int = 128) -> dict:
         print(f"  {row['model']:26s} {row['precision']}: {row['images_per_s']:7,.0f} images/s ({row['images']:,} images)")
     print("  target: V3 ≥ 4,000 images/s where bf16 is native")
     return {"device": _machine(), "rows": rows}
+
+
+def bench_zoo(profile: str = "full", probe_images: int = 512, source: str | None = None) -> dict:
+    """Warm training images/s (`training.training_speed`) of every backbone × strategy that
+    notebook 02 trains under `profile`, at its input size and in its precision, and the minutes
+    its epochs take at that speed. 02 fixes epochs, not minutes (one protocol for every
+    backbone), so its time scales with the machine: this says how long a run of hours will take
+    here before it starts. Training only: scoring the validation and test images comes on top."""
+    from . import data
+    from .models import NoPretrainedWeights, pretrained_detector
+    from .runner import parameters
+    from .training import training_speed
+
+    p = parameters("02_cnn_zoo", profile)
+    train = data.load_cifake("train", source or p["DATA_SOURCE"] or None, progress=False)
+    per_class = p["TRAIN_PER_CLASS"] or len(train) // 2
+    fit_images = round(2 * per_class * (1 - p["VAL_FRACTION"]))
+    rows = []
+    for backbone in p["BACKBONES"]:
+        size = p["BACKBONE_INPUT_SIZES"].get(backbone, p["INPUT_SIZE"])
+        for strategy in p["STRATEGIES"]:
+            try:
+                model, _ = pretrained_detector(backbone, size, strategy, p["BACKBONE_LR_SCALE"])
+            except NoPretrainedWeights:
+                continue  # 02 skips it too
+            speed = training_speed(model, train, probe_images, batch_size=p["BATCH_SIZE"], lr=p["LR"],
+                                   augment=p["AUGMENT"], precision=p["PRECISION"])
+            rows.append({"backbone": backbone, "strategy": strategy, "input_size": size, "images_per_s": speed,
+                         "minutes": p["EPOCHS"] * fit_images / speed / 60})
+    print(f"notebook 02 under `{profile}`: {p['EPOCHS']} epochs of {fit_images:,} images per model, "
+          f"precision {p['PRECISION']} {_machine()}:")
+    for row in rows:
+        print(f"  {row['backbone']:24s} {row['strategy']:6s} {row['input_size']:4d} px "
+              f"{row['images_per_s']:8,.1f} images/s  {row['minutes']:6.1f} min")
+    total = sum(row["minutes"] for row in rows)
+    print(f"  training in all: {total:.0f} min (scoring the validation and test images comes on top)")
+    return {"device": _machine(), "rows": rows, "training_minutes": total}
 
 
 def bench_score(images: int = 4000, native_images: int = 128, profile: str = "default") -> dict:

@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     pages.add_argument("--profile", default="default", choices=("smoke", "default", "full"))
     pages.add_argument("--out", default=None, help="folder (default: build/html/<profile>/)")
     bench = commands.add_parser("bench", help="print speed/memory figures (and the CPU they were measured on)")
-    bench.add_argument("what", choices=("data", "dire", "training", "score"))
+    bench.add_argument("what", choices=("data", "dire", "training", "score", "zoo"))
+    bench.add_argument("--profile", default=None, choices=("smoke", "default", "full"),
+                       help="score: whose saved detectors (default: default); zoo: whose notebook 02 (default: full)")
     bench.add_argument("--source", default=None, help="CIFAKE folder or zip (default: resolution order)")
     bench.add_argument("--diffusion", default="ddpm_cifake_real", help="dire: the kept diffusion model (or hub)")
     race = commands.add_parser("race", help="rerun a model-selection race of notebook 04 and save its table")
@@ -113,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             benchmarks.bench_data(args.source)
         elif args.what == "dire":
             benchmarks.bench_dire(model=args.diffusion)
+        elif args.what == "zoo":
+            benchmarks.bench_zoo(args.profile or "full", source=args.source)
+        elif args.what == "score":
+            benchmarks.bench_score(profile=args.profile or "default")
         else:
-            getattr(benchmarks, f"bench_{args.what}")()
+            benchmarks.bench_training()
         return 0
     if args.command == "race":
         from .methods import detector_cnn

@@ -7,6 +7,7 @@ stops with a non-zero exit.
 """
 from __future__ import annotations
 
+import ast
 import os
 import time
 from dataclasses import dataclass
@@ -19,13 +20,13 @@ from .paths import notebooks_dir, results_dir
 from .profiles import profile_params
 from .runtime import REPORT_ENV
 
-__all__ = ["NotebookJob", "plan", "run_notebooks", "parse_value", "ParameterError", "CELL_TIMEOUTS"]
+__all__ = ["NotebookJob", "plan", "parameters", "run_notebooks", "parse_value", "ParameterError", "CELL_TIMEOUTS"]
 
 KERNEL = "python3"
 # Seconds one cell may run before the run stops, per profile: a guard against a hung cell that
 # must stay above the longest cell a profile plans (`full` trains V4 for 2 h in one cell).
 CELL_TIMEOUTS = {"smoke": 600, "default": 3600, "full": 4 * 3600}
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class ParameterError(ValueError):
@@ -44,9 +45,10 @@ class NotebookJob:
 
 
 def parse_value(text: str):
-    """A command-line value as YAML: `10` → int, `0.5` → float, `true` → bool, else str."""
+    """A command-line value as YAML: `10` → int, `0.5` → float, `true` → bool, `[a, b]` → list,
+    `{a: 64}` → dict, else str (the parameter's declared type is checked after)."""
     value = yaml.safe_load(text)
-    return text if value is None or isinstance(value, (dict, list)) else value
+    return text if value is None else value
 
 
 def _check(notebook: Path, parameters: dict) -> None:
@@ -61,6 +63,20 @@ def _check(notebook: Path, parameters: dict) -> None:
         if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
             raise ParameterError(f"{notebook.name}: {name} expects {declared[name]['inferred_type_name']}, "
                                  f"got {value!r}")
+
+
+def parameters(notebook: str, profile: str) -> dict:
+    """Every parameter `notebook` (a file stem such as '02_cnn_zoo') runs with under `profile`:
+    its parameters cell's defaults, then the profile's overrides — what a run would inject,
+    for code that must size a run before it starts (`bench zoo`)."""
+    source = notebooks_dir() / f"{notebook}.ipynb"
+    if not source.exists():
+        raise ParameterError(f"no notebook {source}")
+    declared = papermill.inspect_notebook(str(source))
+    values = {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()}
+    overrides = {"PROFILE": profile, **profile_params(profile, notebook)}
+    _check(source, overrides)
+    return values | overrides
 
 
 def plan(profile: str, only: list[str] | None = None, overrides: dict | None = None) -> list[NotebookJob]:

@@ -7,7 +7,7 @@ import pytest
 
 from dfd_utils.paths import notebooks_dir
 from dfd_utils.profiles import PROFILES, load_profiles
-from dfd_utils.runner import ParameterError, parse_value, plan
+from dfd_utils.runner import ParameterError, parameters, parse_value, plan
 
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
@@ -15,6 +15,14 @@ NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 def test_parse_value():
     assert parse_value("10") == 10 and parse_value("0.5") == 0.5 and parse_value("true") is True
     assert parse_value("resnet18") == "resnet18" and parse_value("") == ""
+    assert parse_value("[resnet18, cifar_resnet20]") == ["resnet18", "cifar_resnet20"]
+    assert parse_value("{tf_efficientnet_lite0: 128}") == {"tf_efficientnet_lite0": 128}
+
+
+def test_a_list_parameter_from_the_command_line_is_a_list_and_its_type_is_checked():
+    assert plan("smoke", ["02"], {"BACKBONES": parse_value("[resnet18]")})[0].parameters["BACKBONES"] == ["resnet18"]
+    with pytest.raises(ParameterError, match="BACKBONES expects list"):
+        plan("smoke", ["02"], {"BACKBONES": parse_value("resnet18")})
 
 
 def test_unknown_parameter_is_an_error():
@@ -54,6 +62,15 @@ def test_notebook_source_is_clean(notebook):
     assert len(declared) == len(lines), "a parameters line papermill cannot parse (e.g. '=' in a comment)"
     assert all(re.match(r"^[A-Z_0-9]+: \w+ = .+  # .+", line) for line in lines)
     assert "PROFILE" in declared and "SEED" in declared
+
+
+def test_parameters_are_the_notebooks_defaults_under_the_profiles_overrides():
+    smoke, default = parameters("02_cnn_zoo", "smoke"), parameters("02_cnn_zoo", "default")
+    assert default["PROFILE"] == "default" and default["TRAIN_PER_CLASS"] == 8000  # the parameters cell's value
+    assert smoke["TRAIN_PER_CLASS"] == load_profiles()["smoke"]["02_cnn_zoo"]["TRAIN_PER_CLASS"]
+    assert set(smoke) == set(default) and smoke["SEED"] == default["SEED"]
+    with pytest.raises(ParameterError, match="no notebook"):
+        parameters("77_nothing", "smoke")
 
 
 def test_cli_rejects_unknown_parameter():

