@@ -124,9 +124,9 @@ def bench_zoo(profile: str = "full", probe_images: int = 512, source: str | None
     from .training import training_speed
 
     p = parameters("02_cnn_zoo", profile)
-    train = data.load_cifake("train", source or p["DATA_SOURCE"] or None, progress=False)
-    per_class = p["TRAIN_PER_CLASS"] or len(train) // 2
-    fit_images = round(2 * per_class * (1 - p["VAL_FRACTION"]))
+    fit_set = data.cifake_splits(source or p["DATA_SOURCE"] or None, train_per_class=p["TRAIN_PER_CLASS"],
+                                 val_fraction=p["VAL_FRACTION"], seed=p["SEED"], progress=False).fit  # 02's own
+    fit_images = len(fit_set)
     rows = []
     for backbone in p["BACKBONES"]:
         size = p["BACKBONE_INPUT_SIZES"].get(backbone, p["INPUT_SIZE"])
@@ -135,7 +135,7 @@ def bench_zoo(profile: str = "full", probe_images: int = 512, source: str | None
                 model, _ = pretrained_detector(backbone, size, strategy, p["BACKBONE_LR_SCALE"])
             except NoPretrainedWeights:
                 continue  # 02 skips it too
-            speed = training_speed(model, train, probe_images, batch_size=p["BATCH_SIZE"], lr=p["LR"],
+            speed = training_speed(model, fit_set, probe_images, batch_size=p["BATCH_SIZE"], lr=p["LR"],
                                    augment=p["AUGMENT"], precision=p["PRECISION"])
             rows.append({"backbone": backbone, "strategy": strategy, "input_size": size, "images_per_s": speed,
                          "minutes": p["EPOCHS"] * fit_images / speed / 60})
@@ -146,7 +146,7 @@ def bench_zoo(profile: str = "full", probe_images: int = 512, source: str | None
               f"{row['images_per_s']:8,.1f} images/s  {row['minutes']:6.1f} min")
     total = sum(row["minutes"] for row in rows)
     print(f"  training in all: {total:.0f} min (scoring the validation and test images comes on top)")
-    return {"device": _machine(), "rows": rows, "training_minutes": total}
+    return {"device": _machine(), "fit_images": fit_images, "rows": rows, "training_minutes": total}
 
 
 def bench_score(images: int = 4000, native_images: int = 128, profile: str = "default") -> dict:
