@@ -51,10 +51,15 @@ def parse_value(text: str):
     return text if value is None else value
 
 
-def _check(notebook: Path, parameters: dict) -> None:
+def _declared(notebook: Path) -> dict:
+    """The notebook's parameters cell as papermill reads it: name → type, default, comment."""
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise ParameterError(f"{notebook.name} has no cell tagged 'parameters'")
+    return declared
+
+
+def _check(notebook: Path, declared: dict, parameters: dict) -> None:
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise ParameterError(f"{notebook.name} does not declare {unknown}; it declares {sorted(declared)}")
@@ -72,11 +77,10 @@ def parameters(notebook: str, profile: str) -> dict:
     source = notebooks_dir() / f"{notebook}.ipynb"
     if not source.exists():
         raise ParameterError(f"no notebook {source}")
-    declared = papermill.inspect_notebook(str(source))
-    values = {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()}
+    declared = _declared(source)
     overrides = {"PROFILE": profile, **profile_params(profile, notebook)}
-    _check(source, overrides)
-    return values | overrides
+    _check(source, declared, overrides)
+    return {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()} | overrides
 
 
 def plan(profile: str, only: list[str] | None = None, overrides: dict | None = None) -> list[NotebookJob]:
@@ -89,7 +93,7 @@ def plan(profile: str, only: list[str] | None = None, overrides: dict | None = N
     jobs = []
     for notebook in notebooks:
         parameters = {"PROFILE": profile, **profile_params(profile, notebook.stem), **(overrides or {})}
-        _check(notebook, parameters)
+        _check(notebook, _declared(notebook), parameters)
         jobs.append(NotebookJob(notebook, results_dir(profile) / notebook.name, parameters))
     return jobs
 
