@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_readme:
             print(f"updated {report.write_readme(args.profile)}")
         else:
-            print(report.markdown(report.leaderboard(args.profile)))
+            print(report.summary(args.profile))
         return 0
     if args.command == "html":
         from . import report

@@ -14,7 +14,7 @@ import torch
 from .paths import project_root
 
 __all__ = ["device", "precision", "precision_candidates", "autocast", "seed_everything", "seeded_generator", "environment", "git_state",
-           "interactive", "cpu", "REPORT_ENV"]
+           "interactive", "cpu", "measured_on", "REPORT_ENV"]
 
 REPORT_ENV = "DFD_REPORT"  # set by the runner: the code runs inside an executed report, not a live session
 
@@ -121,6 +121,7 @@ def git_state() -> dict:
 
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that change training speed several-fold
+CPU_FLAG_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
 
 
 def _cpuinfo(field: str) -> str:
@@ -145,6 +146,19 @@ def cpu() -> dict:
     return {"model": _cpuinfo("model name") or platform.processor() or platform.machine(),
             "flags": {flag: flag in flags for flag in CPU_FLAGS},
             "isa_limits": {name: os.environ[name] for name in ISA_LIMITS if os.environ.get(name)}}
+
+
+def measured_on(env: dict) -> str:
+    """Where a run's times were measured, in words, from its `env.json` (`environment`): the
+    GPU, else the CPU with the flags of `CPU_FLAGS` it has and any `ISA_LIMITS` in force — the
+    figures that differ several-fold between machines of the same kind."""
+    if str(env.get("device", "")).startswith("cuda") and env.get("gpu"):
+        return env["gpu"]
+    flags = [CPU_FLAG_NAMES[flag] for flag in CPU_FLAGS if (env.get("cpu_flags") or {}).get(flag)]
+    cores = f"{env['cpu_count']}-core " if env.get("cpu_count") else ""
+    text = f"{cores}{env.get('cpu') or 'unknown CPU'}" + (f" ({', '.join(flags)})" if flags else "")
+    limits = env.get("cpu_isa_limits") or {}
+    return text + (f", kernels limited by {', '.join(f'{k}={v}' for k, v in sorted(limits.items()))}" if limits else "")
 
 
 def _version(package: str) -> str | None:

@@ -63,6 +63,7 @@ def test_leaderboard_and_detectors_from_the_smoke_records(smoke_results, monkeyp
     board = report.leaderboard("smoke")
     assert set(board.detector) >= {"v1", "v2", "v3", "v4", "dire", "aeroblade", "ensemble"}
     assert board.auroc.is_monotonic_decreasing and (board.params >= 0).all()
+    assert board.measured_on.notna().all()  # every time says which machine it was measured on
     rows = board.set_index("detector")
     members = ["v2", "v3", "v4"]  # notebook 99's ensemble: it costs what its members cost
     assert rows.loc["ensemble", "params"] == rows.loc[members, "params"].sum() > 0

@@ -18,3 +18,24 @@ def test_write_readme_replaces_only_the_generated_section(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nrest\n") and "old table" not in text
     assert report.readme_section("default") in text
+
+
+def test_measured_on_names_the_cpu_flags_and_limits_or_the_gpu():
+    from dfd_utils.runtime import measured_on
+
+    env = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": None,
+           "cpu_flags": {"avx2": True, "avx512f": False, "avx512_bf16": False, "amx_bf16": False}, "cpu_isa_limits": {}}
+    assert measured_on(env) == "2-core AMD EPYC (AVX2)"
+    limited = env | {"cpu_flags": dict.fromkeys(env["cpu_flags"], True), "cpu_isa_limits": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    assert measured_on(limited) == "2-core AMD EPYC (AVX2, AVX-512, AVX512-BF16, AMX), kernels limited by ONEDNN_MAX_CPU_ISA=AVX2"
+    assert measured_on(env | {"device": "cuda", "gpu": "NVIDIA H200"}) == "NVIDIA H200"
+
+
+def test_the_readme_prose_names_each_machine_with_its_detectors():
+    import pandas as pd
+
+    one = pd.DataFrame({"detector": ["v3", "v4"], "measured_on": ["2-core Xeon", "2-core Xeon"]})
+    assert report._machines(one) == "on a 2-core Xeon"
+    two = one.assign(measured_on=["2-core Xeon", "2-core EPYC (AVX2)"])
+    assert report._machines(two) == ("on the machine of each detector's notebook: `v4` on a 2-core EPYC (AVX2); "
+                                     "`v3` on a 2-core Xeon")
