@@ -73,13 +73,10 @@ def bench_dire(steps: int = 20, images: int = 64, batch_size: int = 64, model: s
 
 def _machine() -> str:
     """The line every benchmark prints first: times mean nothing without the machine."""
-    from .runtime import cpu, device
+    from .runtime import cpu_in_words, hardware
 
-    info = cpu()
-    flags = ", ".join(flag for flag, present in info["flags"].items() if present) or "none of " + "/".join(info["flags"])
-    limits = ", ".join(f"{name}={value}" for name, value in info["isa_limits"].items())
-    limits = f"; kernels limited by {limits}" if limits else ""
-    return f"on {device()} · CPU {info['model']} ({os.cpu_count()} cores; {flags}{limits})"
+    machine = hardware()
+    return f"on {machine['device']} · CPU {cpu_in_words(machine)}"
 
 
 def bench_training(images: int = 8000, batch_size: int = 128) -> dict:

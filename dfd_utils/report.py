@@ -152,7 +152,7 @@ def summary(profile: str = "default") -> str:
                "evaluation only)")
     return (f"{markdown(board)}\n\nFrom `results/{profile}/*/metrics.json`: each saved detector's own entry on the CIFAKE test split{split}, "
             "95% bootstrap intervals, decisions at each detector's calibrated threshold" + xdomain + "; training time and "
-            f"images/s as measured in its notebook — {_machines(board)}, per each run's `env.json`.")
+            f"images/s as measured in its notebook — {_machines(board)}, as each run's `env.json` records.")
 
 
 def readme_section(profile: str = "default") -> str:

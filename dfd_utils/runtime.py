@@ -14,7 +14,7 @@ import torch
 from .paths import project_root
 
 __all__ = ["device", "precision", "precision_candidates", "autocast", "seed_everything", "seeded_generator", "environment", "git_state",
-           "interactive", "cpu", "measured_on", "REPORT_ENV"]
+           "interactive", "cpu", "hardware", "measured_on", "cpu_in_words", "REPORT_ENV"]
 
 REPORT_ENV = "DFD_REPORT"  # set by the runner: the code runs inside an executed report, not a live session
 
@@ -149,11 +149,15 @@ def cpu() -> dict:
 
 
 def measured_on(env: dict) -> str:
-    """Where a run's times were measured, in words, from its `env.json` (`environment`): the
-    GPU, else the CPU with the flags of `CPU_FLAGS` it has and any `ISA_LIMITS` in force — the
-    figures that differ several-fold between machines of the same kind."""
+    """Where a run's times were measured, in words, from its `env.json` (`hardware`): the GPU,
+    else `cpu_in_words` — the figures differ several-fold between machines of the same kind."""
     if str(env.get("device", "")).startswith("cuda") and env.get("gpu"):
         return env["gpu"]
+    return cpu_in_words(env)
+
+
+def cpu_in_words(env: dict) -> str:
+    """The CPU of `env` (`hardware`): its cores, model, which `CPU_FLAGS` it has and any `ISA_LIMITS` in force."""
     flags = [CPU_FLAG_NAMES[flag] for flag in CPU_FLAGS if (env.get("cpu_flags") or {}).get(flag)]
     cores = f"{env['cpu_count']}-core " if env.get("cpu_count") else ""
     text = f"{cores}{env.get('cpu') or 'unknown CPU'}" + (f" ({', '.join(flags)})" if flags else "")
@@ -168,21 +172,26 @@ def _version(package: str) -> str | None:
         return None
 
 
-def environment(chosen_device: torch.device | None = None) -> dict:
-    """Everything needed to say where a number came from: versions, hardware, code commit."""
-    chosen_device = chosen_device or device("auto")
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+def hardware(chosen_device: torch.device | None = None) -> dict:
+    """The machine a number is measured on, as `env.json` records it (`measured_on` says it in words)."""
     cpu_info = cpu()
     return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": {name: _version(name) for name in RECORDED_PACKAGES},
-        "device": str(chosen_device),
+        "device": str(chosen_device or device("auto")),
         "cpu": cpu_info["model"],
         "cpu_flags": cpu_info["flags"],
         "cpu_isa_limits": cpu_info["isa_limits"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def environment(chosen_device: torch.device | None = None) -> dict:
+    """Everything needed to say where a number came from: versions, hardware, code commit."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in RECORDED_PACKAGES},
+        **hardware(chosen_device),
         "git": git_state(),
     }
