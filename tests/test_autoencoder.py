@@ -5,9 +5,12 @@ import pytest
 import torch
 
 import dfd_utils as du
-from dfd_utils import detectors, features, models
+from dfd_utils import detectors, features, models, weights
 from dfd_utils.methods import audit, autoencoder
 from dfd_utils.training import reconstruction_loss
+
+needs_lpips_squeeze = pytest.mark.skipif(weights.find("lpips_squeeze/squeezenet1_1_features.pth") is None,
+                                        reason="../shared/weights (or DFD_WEIGHTS) not present")
 
 
 def test_autoencoder_learns_to_reconstruct_real_images(cifake_folder):
@@ -109,3 +112,19 @@ def test_saved_v1_detector_scores_like_the_run(cifake_folder, tmp_path):
     loaded = detectors.load(folder)
     np.testing.assert_allclose(loaded.score(test.images), mse.scores, rtol=1e-5)
     assert loaded.threshold == mse.threshold and loaded.policy.size == 32 and loaded.name == "v1"
+
+
+@needs_lpips_squeeze
+def test_bottleneck_sweep_resumes_from_each_models_checkpoint(cifake_folder, tmp_path):
+    from dfd_utils import distances
+
+    train = du.load_folder(cifake_folder, "train")
+    real = train.take(train.labels == 0, "train-REAL")
+    metric = distances.load_lpips("squeeze", device="cpu")[0]
+    options = dict(width=4, epochs=2, batch_size=8, checkpoints=lambda key: tmp_path / f"{key}.pt")
+    first = autoencoder.bottleneck_sweep([4, 8], real, train, metric, **options)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["sweep-latent4.pt", "sweep-latent8.pt"]
+    again = autoencoder.bottleneck_sweep([4, 8], real, train, metric, **options)
+    # no epoch trained again: the histories (and their measured seconds) are the checkpoints'
+    assert list(again.train_seconds) == list(first.train_seconds)
+    np.testing.assert_allclose(again.val_real_mse, first.val_real_mse)

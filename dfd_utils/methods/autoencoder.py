@@ -8,6 +8,9 @@ AEROBLADE (`distances.measure`: MSE and LPIPS), so the two notebooks report comp
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from torch import nn
@@ -94,12 +97,17 @@ def make_detector(model: nn.Module, scores: Scores, lpips_net: str | None, metri
 
 
 def bottleneck_sweep(latent_dims: list[int], train: ImageSet, val: ImageSet, metric: nn.Module,
-                     width: int = 32, **fit_options) -> pd.DataFrame:
+                     width: int = 32, checkpoints: Callable[[str], Path] | None = None, **fit_options) -> pd.DataFrame:
     """One autoencoder per bottleneck size: how well it reconstructs held-out images and how
-    well its MSE and LPIPS errors separate the classes of the labelled `val` set."""
+    well its MSE and LPIPS errors separate the classes of the labelled `val` set.
+    `checkpoints(key)` (e.g. `run.checkpoint` with its `resume`) gives each model's per-epoch
+    checkpoint file, so an interrupted sweep (a `full` one trains for an hour or more) resumes
+    the model it was training and retrains none that had finished."""
     rows = []
     for latent_dim in latent_dims:
-        model, history = train_autoencoder(train, latent_dim=latent_dim, width=width, progress=False, **fit_options)
+        checkpoint = checkpoints(f"sweep-latent{latent_dim}") if checkpoints else None
+        model, history = train_autoencoder(train, latent_dim=latent_dim, width=width, progress=False,
+                                           checkpoint=checkpoint, **fit_options)
         table = errors(model, val, metric)
         row = {"latent_dim": latent_dim, "params": sum(p.numel() for p in model.parameters()),
                "val_real_mse": float(table["mse"][val.labels == 0].mean()),
