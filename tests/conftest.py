@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dfd_utils import weights
+
 SHARED_CIFAKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifake.zip"
 
 
@@ -53,6 +55,15 @@ def zip_folder(folder: Path, target: Path) -> Path:
             if path.is_file():
                 archive.write(path, path.relative_to(folder).as_posix())
     return target
+
+
+def pytest_runtest_setup(item):
+    """`@pytest.mark.needs_weights("taef2/taef2_encoder.pth", …)` skips a test unless every named
+    offline weight file is found (DFD_WEIGHTS, then ../shared/weights)."""
+    for marker in item.iter_markers("needs_weights"):
+        missing = [name for name in marker.args if weights.find(name) is None]
+        if missing:
+            pytest.skip(f"offline weights not found: {', '.join(missing)} (set DFD_WEIGHTS or put ../shared beside the project)")
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,9 @@ import pytest
 import torch
 
 import dfd_utils as du
-from dfd_utils import detectors, features, models, weights
+from dfd_utils import detectors, features, models
 from dfd_utils.methods import audit, autoencoder
 from dfd_utils.training import reconstruction_loss
-
-needs_lpips_squeeze = pytest.mark.skipif(weights.find("lpips_squeeze/squeezenet1_1_features.pth") is None,
-                                        reason="../shared/weights (or DFD_WEIGHTS) not present")
 
 
 def test_autoencoder_learns_to_reconstruct_real_images(cifake_folder):
@@ -114,7 +111,7 @@ def test_saved_v1_detector_scores_like_the_run(cifake_folder, tmp_path):
     assert loaded.threshold == mse.threshold and loaded.policy.size == 32 and loaded.name == "v1"
 
 
-@needs_lpips_squeeze
+@pytest.mark.needs_weights("lpips_squeeze/squeezenet1_1_features.pth")
 def test_bottleneck_sweep_resumes_from_each_models_checkpoint(cifake_folder, tmp_path):
     from dfd_utils import distances
 

@@ -9,9 +9,7 @@ from dfd_utils import distances, weights
 from dfd_utils.methods import aeroblade
 from dfd_utils.loaders import to_tensor
 
-needs_shared_weights = pytest.mark.skipif(
-    weights.find("taef2/taef2_encoder.pth") is None or weights.find("lpips_squeeze/squeezenet1_1_features.pth") is None,
-    reason="../shared/weights (or DFD_WEIGHTS) not present")
+needs_shared_weights = pytest.mark.needs_weights("taef2/taef2_encoder.pth", "lpips_squeeze/squeezenet1_1_features.pth")
 
 
 def photo(size: int) -> np.ndarray:

@@ -6,8 +6,7 @@ import dfd_utils as du
 from dfd_utils import models, weights
 from dfd_utils.training import _optimizer, fit
 
-needs_cifar_resnet = pytest.mark.skipif(weights.find("cifar10_resnet/resnet20-12fca82f.th") is None,
-                                        reason="../shared/weights (or DFD_WEIGHTS) not present")
+needs_cifar_resnet = pytest.mark.needs_weights("cifar10_resnet/resnet20-12fca82f.th")
 
 
 @pytest.mark.parametrize("depth", [20, 56])
