@@ -125,7 +125,7 @@ class Run:
         return path
 
     def checkpoint(self, name: str, resume: bool) -> Path:
-        """Where a long fit or sweep of this run keeps its checkpoint (`training.fit`/`sweep(checkpoint=…)`).
+        """Where a long fit, sweep or study of this run keeps its checkpoint (`training.fit`/`sweep(checkpoint=…)`).
         With `resume`, one left by an interrupted run is picked up; without, it is removed first.
         The file stays until `finish()` (the notebook's last cell): a run that fails in any cell
         after the fit picks the finished fit up again instead of training it anew."""

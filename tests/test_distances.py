@@ -1,5 +1,8 @@
+import functools
+
 import matplotlib.cbook
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image, ImageFilter
@@ -148,3 +151,31 @@ def test_signs_are_chosen_on_training_images_and_the_threshold_on_their_real_one
     assert scores.extra["sign"] == -1 and scores.extra["train_auroc"] == 1.0
     assert (scores.scores[labels == 0] >= scores.threshold.value).mean() <= 0.25
     assert "REAL training images" in scores.threshold.rule
+
+
+def test_resolution_study_resumes_after_the_last_finished_size(tmp_path, monkeypatch):
+    """Interrupted while measuring the second size, a rerun measures only that size and returns
+    what an uninterrupted study does; a checkpoint made with other sizes is refused."""
+    rng = np.random.default_rng(5)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (8, 4, 4, 3)), 8, 1), 8, 2).astype(np.uint8)
+    images, labels = np.concatenate([rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8), smooth]), np.repeat([0, 1], 8)
+    study = functools.partial(aeroblade.resolution_study, images, labels, images, labels, toy_autoencoders(), None,
+                              distances=["mse"], n_boot=20)
+    uninterrupted = study([16, 32])
+    measured_sizes, real_measure = [], aeroblade.measure
+
+    def measure_until_32(*args, size, **kwargs):
+        measured_sizes.append(size)
+        if size == 32 and len(measured_sizes) < 4:
+            raise KeyboardInterrupt
+        return real_measure(*args, size=size, **kwargs)
+
+    monkeypatch.setattr(aeroblade, "measure", measure_until_32)
+    with pytest.raises(KeyboardInterrupt):
+        study([16, 32], checkpoint=tmp_path / "study.pt")
+    resumed = study([16, 32], checkpoint=tmp_path / "study.pt")
+    assert measured_sizes == [16, 16, 32, 32, 32]  # the rerun measured size 32 only (signs, then test images)
+    for got, want in zip(resumed, uninterrupted):
+        pd.testing.assert_frame_equal(got, want.assign(**{c: got[c] for c in got.columns if "images_per_s" in c}))
+    with pytest.raises(ValueError, match="other settings"):
+        study([16, 64], checkpoint=tmp_path / "study.pt")

@@ -13,6 +13,8 @@ other data it may not hold, so each score's sign is chosen on labelled *training
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from torch import nn
@@ -20,6 +22,7 @@ from torch import nn
 from ..distances import Autoencoder, ReconstructionDetector, best_reconstruction, measure, Measured
 from ..metrics import bootstrap_intervals, tpr_at_fpr
 from ..scores import Scores, calibrate_on_real, choose_sign
+from ..training import load_state, save_state
 
 __all__ = ["group_names", "choose_signs", "separation_table", "signed_scores", "variant_scores", "make_detector", "resolution_study"]
 
@@ -106,16 +109,24 @@ def make_detector(scores: Scores, autoencoders: list[Autoencoder], metric: nn.Mo
 
 def resolution_study(images: np.ndarray, labels: np.ndarray, training_images: np.ndarray, training_labels: np.ndarray,
                      autoencoders: list[Autoencoder], metric: nn.Module, sizes: list[int], distances: list[str],
-                     batch_size: int = 64, n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     batch_size: int = 64, n_boot: int = 1000,
+                     checkpoint: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Separation (AUROC with intervals, AP, TPR) and images per second at each side length, each
     score's sign chosen on the training images at that size; autoencoders with a fixed input
-    size take part only at that size."""
-    separation, speed = [], []
-    for size in sizes:
+    size take part only at that size. `checkpoint`: a file that, after every size, holds the
+    sizes done, so that an interrupted study (a `full` one reconstructs 2,000 images at 512 px,
+    an hour or more on a CPU) goes on with the next size; one made with other settings is an error."""
+    key = {"sizes": sizes, "distances": distances, "images": len(images), "training_images": len(training_images),
+           "autoencoders": [ae.name for ae in autoencoders], "n_boot": n_boot}
+    done = load_state(Path(checkpoint), key)["done"] if checkpoint and Path(checkpoint).exists() else []
+    for size in sizes[len(done):]:
         usable = [ae for ae in autoencoders if ae.fixed_size in (None, size)]
         signs = choose_signs(measure(training_images, usable, metric, size=size, batch_size=batch_size),
                              training_labels, distances)
         measured = measure(images, usable, metric, size=size, batch_size=batch_size)
-        separation.append(separation_table(measured.table, labels, signs, distances, n_boot).assign(size=size))
-        speed.append(measured.images_per_s())
-    return pd.concat(separation, ignore_index=True), pd.concat(speed, ignore_index=True)
+        done.append((separation_table(measured.table, labels, signs, distances, n_boot).assign(size=size),
+                     measured.images_per_s()))
+        if checkpoint:
+            save_state(Path(checkpoint), {"key": key, "done": done})
+    return (pd.concat([separation for separation, _ in done], ignore_index=True),
+            pd.concat([speed for _, speed in done], ignore_index=True))
