@@ -68,10 +68,12 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def isolated_paths(tmp_path_factory, monkeypatch):
-    """Every test writes its cache and results into temporary folders, never the project's."""
+    """Every test writes its cache, results and checkpoints into temporary folders, never the project's
+    (a checkpoint left in data/checkpoints/ by an interrupted run would otherwise be resumed)."""
     base = tmp_path_factory.mktemp("dfd")
     monkeypatch.setenv("DFD_CACHE", str(base / "cache"))
     monkeypatch.setenv("DFD_RESULTS", str(base / "results"))
+    monkeypatch.setenv("DFD_CHECKPOINTS", str(base / "checkpoints"))
     monkeypatch.setenv("DFD_OFFLINE", "1")
     return base
 

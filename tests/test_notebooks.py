@@ -18,7 +18,7 @@ NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 def smoke_results(cifake_zip, tmp_path_factory):
     base = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "DFD_CIFAKE": str(cifake_zip), "DFD_CACHE": str(base / "cache"),
-           "DFD_RESULTS": str(base / "results"), "DFD_OFFLINE": "1"}
+           "DFD_RESULTS": str(base / "results"), "DFD_CHECKPOINTS": str(base / "checkpoints"), "DFD_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "dfd_utils", "run", "--profile", "smoke"],
                             env=env, capture_output=True, text=True, timeout=1200)
     return result, base / "results" / "smoke"
