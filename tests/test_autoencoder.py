@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dfd_utils as du
-from dfd_utils import detectors, features, models
+from dfd_utils import detectors, distances, features, models
 from dfd_utils.methods import audit, autoencoder
 from dfd_utils.training import reconstruction_loss
 
@@ -113,8 +113,6 @@ def test_saved_v1_detector_scores_like_the_run(cifake_folder, tmp_path):
 
 @pytest.mark.needs_weights("lpips_squeeze/squeezenet1_1_features.pth")
 def test_bottleneck_sweep_resumes_from_each_models_checkpoint(cifake_folder, tmp_path):
-    from dfd_utils import distances
-
     train = du.load_folder(cifake_folder, "train")
     real = train.take(train.labels == 0, "train-REAL")
     metric = distances.load_lpips("squeeze", device="cpu")[0]

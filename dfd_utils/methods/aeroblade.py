@@ -114,8 +114,8 @@ def resolution_study(images: np.ndarray, labels: np.ndarray, training_images: np
     """Separation (AUROC with intervals, AP, TPR) and images per second at each side length, each
     score's sign chosen on the training images at that size; autoencoders with a fixed input
     size take part only at that size. `checkpoint`: a file that, after every size, holds the
-    sizes done, so that an interrupted study (a `full` one reconstructs 2,000 images at 512 px,
-    an hour or more on a CPU) goes on with the next size; one made with other settings is an error."""
+    sizes done, so that an interrupted study (a `full` one reconstructs 1,200 images at 512 px,
+    over an hour on a CPU) goes on with the next size; one made with other settings is an error."""
     key = {"sizes": sizes, "distances": distances, "images": len(images), "training_images": len(training_images),
            "autoencoders": [ae.name for ae in autoencoders], "n_boot": n_boot}
     done = load_state(Path(checkpoint), key)["done"] if checkpoint and Path(checkpoint).exists() else []
