@@ -216,6 +216,30 @@ class Measured:
                               "lpips_images_per_s": n / s["lpips"] if s["lpips"] else None}
                              for ae, s in self.seconds.items()])
 
+    def only(self, names: list[str]) -> "Measured":
+        """The measurements of the autoencoders `names` alone (no need to measure them again)."""
+        missing = set(names) - set(self.seconds)
+        if missing:
+            raise ValueError(f"autoencoders {sorted(missing)} were not measured (measured: {sorted(self.seconds)})")
+        return Measured(self.table[self.table["autoencoder"].isin(names)].reset_index(drop=True), self.size,
+                        {n: m for n, m in self.maps.items() if n in names},
+                        {n: r for n, r in self.reconstructions.items() if n in names},
+                        {n: self.seconds[n] for n in names})
+
+    @staticmethod
+    def concat(parts: list["Measured"]) -> "Measured":
+        """Consecutive chunks of one image set measured at one size, as if measured at once:
+        image positions run on across chunks and timings add up (tables and timings only)."""
+        if len({part.size for part in parts}) != 1 or any(part.maps or part.reconstructions for part in parts):
+            raise ValueError("only chunks measured at one size, without kept examples, can be joined")
+        offsets = np.cumsum([0] + [part.table["image"].nunique() for part in parts[:-1]])
+        tables = [part.table.assign(image=part.table["image"] + offset) for part, offset in zip(parts, offsets)]
+        names = list(parts[0].seconds)
+        table = pd.concat([t[t["autoencoder"] == name] for name in names for t in tables], ignore_index=True)
+        seconds = {name: {k: sum(part.seconds[name][k] for part in parts) for k in parts[0].seconds[name]}
+                   for name in names}
+        return Measured(table, parts[0].size, seconds=seconds)
+
 
 def _timed(function, *args):
     start = time.perf_counter()

@@ -179,3 +179,44 @@ def test_resolution_study_resumes_after_the_last_finished_size(tmp_path, monkeyp
         pd.testing.assert_frame_equal(got, want.assign(**{c: got[c] for c in got.columns if "images_per_s" in c}))
     with pytest.raises(ValueError, match="other settings"):
         study([16, 64], checkpoint=tmp_path / "study.pt")
+
+
+def test_resolution_study_resumes_within_a_size_after_the_last_saved_chunk(tmp_path, monkeypatch):
+    """Interrupted in the third chunk of a size's test images, a rerun measures only the chunks
+    not saved yet and returns what an uninterrupted study does."""
+    rng = np.random.default_rng(6)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (8, 4, 4, 3)), 8, 1), 8, 2).astype(np.uint8)
+    images, labels = np.concatenate([rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8), smooth]), np.repeat([0, 1], 8)
+    study = functools.partial(aeroblade.resolution_study, images, labels, images[::2], labels[::2], toy_autoencoders(),
+                              None, [16], ["mse"], n_boot=20, chunk=4)
+    uninterrupted = study()
+    measured_counts, real_measure = [], aeroblade.measure
+
+    def measure_until_third_test_chunk(chunk_images, *args, **kwargs):
+        measured_counts.append(len(chunk_images))
+        if len(measured_counts) == 5:  # two chunks of training images, then the third of the test images
+            raise KeyboardInterrupt
+        return real_measure(chunk_images, *args, **kwargs)
+
+    monkeypatch.setattr(aeroblade, "measure", measure_until_third_test_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        study(checkpoint=tmp_path / "study.pt")
+    resumed = study(checkpoint=tmp_path / "study.pt")
+    assert measured_counts == [4, 4, 4, 4, 4, 4, 4]  # 2 training + 2 test chunks kept; the rerun measured test chunks 3 and 4
+    for got, want in zip(resumed, uninterrupted):
+        pd.testing.assert_frame_equal(got, want.assign(**{c: got[c] for c in got.columns if "images_per_s" in c}))
+
+
+def test_measured_chunks_join_into_one_measurement():
+    """`Measured.concat` of chunks equals measuring all images at once (but for timings), and
+    `only` keeps the named autoencoders' rows."""
+    images = np.random.default_rng(7).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+    at_once = distances.measure(images, toy_autoencoders(), None, batch_size=3)
+    joined = distances.Measured.concat([distances.measure(images[i:i + 4], toy_autoencoders(), None, batch_size=3)
+                                        for i in range(0, 10, 4)])
+    pd.testing.assert_frame_equal(joined.table, at_once.table)
+    assert set(joined.seconds) == set(at_once.seconds)
+    first = toy_autoencoders()[0].name
+    assert set(at_once.only([first]).table["autoencoder"]) == {first}
+    with pytest.raises(ValueError, match="not measured"):
+        at_once.only(["nonexistent"])

@@ -109,24 +109,43 @@ def make_detector(scores: Scores, autoencoders: list[Autoencoder], metric: nn.Mo
 
 def resolution_study(images: np.ndarray, labels: np.ndarray, training_images: np.ndarray, training_labels: np.ndarray,
                      autoencoders: list[Autoencoder], metric: nn.Module, sizes: list[int], distances: list[str],
-                     batch_size: int = 64, n_boot: int = 1000,
-                     checkpoint: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     batch_size: int = 64, n_boot: int = 1000, checkpoint: str | Path | None = None,
+                     chunk: int = 128) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Separation (AUROC with intervals, AP, TPR) and images per second at each side length, each
     score's sign chosen on the training images at that size; autoencoders with a fixed input
-    size take part only at that size. `checkpoint`: a file that, after every size, holds the
-    sizes done, so that an interrupted study (a `full` one reconstructs 1,200 images at 512 px,
-    over an hour on a CPU) goes on with the next size; one made with other settings is an error."""
+    size take part only at that size. `checkpoint`: a file that holds the sizes done and the
+    current size's images measured so far, saved after every `chunk` images, so that an
+    interrupted study (a `full` one reconstructs 1,200 images at 512 px, over an hour on a CPU)
+    loses at most one chunk; one made with other settings is an error."""
     key = {"sizes": sizes, "distances": distances, "images": len(images), "training_images": len(training_images),
-           "autoencoders": [ae.name for ae in autoencoders], "n_boot": n_boot}
-    done = load_state(Path(checkpoint), key)["done"] if checkpoint and Path(checkpoint).exists() else []
-    for size in sizes[len(done):]:
-        usable = [ae for ae in autoencoders if ae.fixed_size in (None, size)]
-        signs = choose_signs(measure(training_images, usable, metric, size=size, batch_size=batch_size),
-                             training_labels, distances)
-        measured = measure(images, usable, metric, size=size, batch_size=batch_size)
-        done.append((separation_table(measured.table, labels, signs, distances, n_boot).assign(size=size),
-                     measured.images_per_s()))
+           "autoencoders": [ae.name for ae in autoencoders], "n_boot": n_boot, "chunk": chunk}
+    resuming = checkpoint and Path(checkpoint).exists()
+    state = load_state(Path(checkpoint), key) if resuming else {"key": key, "done": [], "partial": {}}
+
+    def save():
         if checkpoint:
-            save_state(Path(checkpoint), {"key": key, "done": done})
-    return (pd.concat([separation for separation, _ in done], ignore_index=True),
-            pd.concat([speed for _, speed in done], ignore_index=True))
+            save_state(Path(checkpoint), state)
+
+    for size in sizes[len(state["done"]):]:
+        usable = [ae for ae in autoencoders if ae.fixed_size in (None, size)]
+        partial = state["partial"]
+        on_training = _measure_in_chunks(training_images, usable, metric, size, batch_size, chunk,
+                                         partial.setdefault("training", []), save)
+        signs = choose_signs(on_training, training_labels, distances)
+        measured = _measure_in_chunks(images, usable, metric, size, batch_size, chunk, partial.setdefault("test", []), save)
+        state["done"].append((separation_table(measured.table, labels, signs, distances, n_boot).assign(size=size),
+                              measured.images_per_s()))
+        state["partial"] = {}
+        save()
+    return (pd.concat([separation for separation, _ in state["done"]], ignore_index=True),
+            pd.concat([speed for _, speed in state["done"]], ignore_index=True))
+
+
+def _measure_in_chunks(images: np.ndarray, autoencoders: list[Autoencoder], metric: nn.Module, size: int,
+                       batch_size: int, chunk: int, parts: list[Measured], save) -> Measured:
+    """`images` measured `chunk` at a time, going on after the `parts` measured before; `save`
+    is called after each chunk."""
+    for begin in range(len(parts) * chunk, len(images), chunk):
+        parts.append(measure(images[begin:begin + chunk], autoencoders, metric, size=size, batch_size=batch_size))
+        save()
+    return Measured.concat(parts)
