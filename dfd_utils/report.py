@@ -99,12 +99,15 @@ def _machines(table: pd.DataFrame) -> str:
 
 def _with_members_cost(table: pd.DataFrame, members: dict[str, list[str] | None]) -> pd.DataFrame:
     """An ensemble costs what its members cost: their training seconds and parameters summed
-    (its own folder holds only their names)."""
+    (its own folder holds only their names). Its times then come from its members' machines as
+    well as its own, and its `measured_on` names them all ("A + B") when they differ."""
     table = table.set_index("detector", drop=False)
     for name, names in members.items():
         if names and name in table.index and set(names) <= set(table.index):
             table.loc[name, "train_seconds"] = table.loc[names, "train_seconds"].sum()
             table.loc[name, "params"] = table.loc[names, "params"].sum()
+            machines = sorted(set(table.loc[[name, *names], "measured_on"].dropna()))
+            table.loc[name, "measured_on"] = " + ".join(machines) if machines else None
     return table.reset_index(drop=True)
 
 

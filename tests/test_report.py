@@ -39,3 +39,15 @@ def test_the_readme_prose_names_each_machine_with_its_detectors():
     two = one.assign(measured_on=["2-core Xeon", "2-core EPYC (AVX2)"])
     assert report._machines(two) == ("on the machine of each detector's notebook: `v4` on a 2-core EPYC (AVX2); "
                                      "`v3` on a 2-core Xeon")
+
+
+def test_an_ensemble_costs_its_members_and_names_all_their_machines():
+    import pandas as pd
+
+    table = pd.DataFrame({"detector": ["v3", "v4", "ensemble"], "train_seconds": [60.0, 120.0, None],
+                          "params": [10, 20, 0], "measured_on": ["2-core Xeon", "2-core Xeon", "2-core EPYC (AVX2)"]})
+    costed = report._with_members_cost(table, {"v3": None, "v4": None, "ensemble": ["v3", "v4"]}).set_index("detector")
+    assert costed.loc["ensemble", "train_seconds"] == 180 and costed.loc["ensemble", "params"] == 30
+    assert costed.loc["ensemble", "measured_on"] == "2-core EPYC (AVX2) + 2-core Xeon"
+    same = report._with_members_cost(table.assign(measured_on="2-core Xeon"), {"ensemble": ["v3", "v4"]})
+    assert same.set_index("detector").loc["ensemble", "measured_on"] == "2-core Xeon"
