@@ -89,11 +89,13 @@ def test_v1_sign_and_threshold_come_from_validation_images(cifake_folder):
     val, test = du.load_folder(cifake_folder, "train"), du.load_folder(cifake_folder, "test")
     rng = np.random.default_rng(0)
     def errors_for(image_set):
-        return pd.DataFrame({"mse": rng.normal(1.0 - 0.5 * image_set.labels, 0.1)})
+        table = pd.DataFrame({"mse": rng.normal(1.0 - 0.5 * image_set.labels, 0.1)})
+        return distances.Measured(table, 32, seconds={"v1": {"reconstruct": 0.5, "lpips": 2.0}})
     history = du.training.History([{"seconds": 1.0, "images": 10, "precision": "fp32"}])
     (mse,) = autoencoder.error_variants({"test": errors_for(test)}, {"test": test}, errors_for(val), val, 0.1, 16,
                                         history, "none", distances=("mse",))
     assert mse.extra["sign"] == -1 and mse.extra["val_auroc"] > 0.9
+    assert mse.infer_images_per_s == pytest.approx(len(test) / 0.5)  # MSE needs no LPIPS: its time is not counted
     assert du.evaluate(test.labels, mse.scores, n_boot=0)["auroc"] > 0.9  # the sign carries over to test
     assert "held-out REAL training images" in mse.threshold.rule
 
@@ -105,6 +107,7 @@ def test_saved_v1_detector_scores_like_the_run(cifake_folder, tmp_path):
     errors = {"test": autoencoder.errors(model, test, None), "validation": autoencoder.errors(model, train, None)}
     (mse,) = autoencoder.error_variants(errors, {"test": test}, errors["validation"], train, 0.1, 16, history, "none",
                                         distances=("mse",))
+    assert mse.infer_images_per_s > 0  # measured while the test errors were
     folder = autoencoder.make_detector(model, mse, None, None, "v1", "01_autoencoder").save(tmp_path / "v1")
     loaded = detectors.load(folder)
     np.testing.assert_allclose(loaded.score(test.images), mse.scores, rtol=1e-5)

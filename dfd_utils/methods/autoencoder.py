@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data import ImageSet
 from ..detectors import InputPolicy
-from ..distances import Autoencoder, ReconstructionDetector, measure
+from ..distances import Autoencoder, Measured, ReconstructionDetector, measure
 from ..metrics import evaluate
 from ..models import create_model
 from ..features import features, linear_probe
@@ -44,28 +44,37 @@ def as_autoencoder(model: nn.Module, source: str = "trained in this run") -> Aut
     return Autoencoder("v1", model.eval(), source, fixed_size=model.image_size)
 
 
-def errors(model: nn.Module, image_set: ImageSet, metric: nn.Module, batch_size: int = 256) -> pd.DataFrame:
-    """Per-image reconstruction errors (mse, psnr, lpips and each LPIPS layer)."""
-    return measure(image_set.images, [as_autoencoder(model)], metric, batch_size=batch_size).table.drop(columns="autoencoder")
+def errors(model: nn.Module, image_set: ImageSet, metric: nn.Module, batch_size: int = 256) -> Measured:
+    """Per-image reconstruction errors (`table`: mse, psnr, lpips and each LPIPS layer) and the
+    seconds they took, from which each variant's scoring speed is recorded."""
+    return measure(image_set.images, [as_autoencoder(model)], metric, batch_size=batch_size)
 
 
-def error_variants(errors_by_split: dict[str, pd.DataFrame], sets: dict[str, ImageSet], val_errors: pd.DataFrame,
+def _images_per_s(measured: Measured, distance: str) -> float:
+    """Scoring speed of one distance: reconstruction alone for MSE/PSNR, plus LPIPS for its distances."""
+    (seconds,) = measured.seconds.values()  # one autoencoder: V1
+    spent = seconds["reconstruct"] + (0.0 if distance in ("mse", "psnr") else seconds["lpips"])
+    return len(measured.table) / max(spent, 1e-9)
+
+
+def error_variants(errors_by_split: dict[str, Measured], sets: dict[str, ImageSet], val_errors: Measured,
                    val: ImageSet, target_fpr: float, latent_dim: int, history: History, lpips_source: str,
                    distances: tuple[str, ...] = ("mse", "lpips")) -> list[Scores]:
     """For each error distance, the `Scores` on every set in `sets`: the sign (does FAKE
     reconstruct worse?) chosen on the labelled validation images `val`, the threshold on its
-    REAL images at `target_fpr`; each value also carries its validation AUROC (`val_auroc`),
-    which picks the distance the saved detector uses."""
+    REAL images at `target_fpr`, the speed measured while scoring that set; each value also
+    carries its validation AUROC (`val_auroc`), which picks the distance the saved detector uses."""
     results = []
     for distance in distances:
-        raw = val_errors[distance].to_numpy()
+        raw = val_errors.table[distance].to_numpy()
         sign = choose_sign(val.labels, raw)
         threshold = calibrate_on_real(sign * raw[val.labels == 0], target_fpr, "held-out REAL training images")
         pretrained = "none" if distance in ("mse", "psnr") else f"none (autoencoder); {lpips_source}"
         val_auroc = evaluate(val.labels, sign * raw, n_boot=0)["auroc"]
         results += [Scores(METHOD, f"{distance} error, latent {latent_dim}", split, image_set.ids,
-                           sign * errors_by_split[split][distance].to_numpy(), threshold, image_set.labels,
-                           train_seconds=history.train_seconds, pretrained=pretrained,
+                           sign * errors_by_split[split].table[distance].to_numpy(), threshold, image_set.labels,
+                           train_seconds=history.train_seconds,
+                           infer_images_per_s=_images_per_s(errors_by_split[split], distance), pretrained=pretrained,
                            extra={"distance": distance, "sign": sign, "val_auroc": val_auroc})
                     for split, image_set in sets.items()]
     return results
@@ -108,7 +117,7 @@ def bottleneck_sweep(latent_dims: list[int], train: ImageSet, val: ImageSet, met
         checkpoint = checkpoints(f"sweep-latent{latent_dim}") if checkpoints else None
         model, history = train_autoencoder(train, latent_dim=latent_dim, width=width, progress=False,
                                            checkpoint=checkpoint, **fit_options)
-        table = errors(model, val, metric)
+        table = errors(model, val, metric).table
         row = {"latent_dim": latent_dim, "params": sum(p.numel() for p in model.parameters()),
                "val_real_mse": float(table["mse"][val.labels == 0].mean()),
                "val_fake_mse": float(table["mse"][val.labels == 1].mean()),
