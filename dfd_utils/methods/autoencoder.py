@@ -28,6 +28,7 @@ __all__ = ["METHOD", "train_autoencoder", "as_autoencoder", "errors", "error_var
            "latent_extractor", "detail_table", "explain_failure"]
 
 METHOD = "V1 autoencoder"
+_PIXEL_DISTANCES = ("mse", "psnr")  # computed from pixels alone: no LPIPS network, its time or its weights
 
 
 def train_autoencoder(train: ImageSet, val: ImageSet | None = None, *, latent_dim: int = 128, width: int = 32,
@@ -53,7 +54,7 @@ def errors(model: nn.Module, image_set: ImageSet, metric: nn.Module, batch_size:
 def _images_per_s(measured: Measured, distance: str) -> float:
     """Scoring speed of one distance: reconstruction alone for MSE/PSNR, plus LPIPS for its distances."""
     (seconds,) = measured.seconds.values()  # one autoencoder: V1
-    spent = seconds["reconstruct"] + (0.0 if distance in ("mse", "psnr") else seconds["lpips"])
+    spent = seconds["reconstruct"] + (0.0 if distance in _PIXEL_DISTANCES else seconds["lpips"])
     return len(measured.table) / max(spent, 1e-9)
 
 
@@ -69,7 +70,7 @@ def error_variants(errors_by_split: dict[str, Measured], sets: dict[str, ImageSe
         raw = val_errors.table[distance].to_numpy()
         sign = choose_sign(val.labels, raw)
         threshold = calibrate_on_real(sign * raw[val.labels == 0], target_fpr, "held-out REAL training images")
-        pretrained = "none" if distance in ("mse", "psnr") else f"none (autoencoder); {lpips_source}"
+        pretrained = "none" if distance in _PIXEL_DISTANCES else f"none (autoencoder); {lpips_source}"
         val_auroc = evaluate(val.labels, sign * raw, n_boot=0)["auroc"]
         results += [Scores(METHOD, f"{distance} error, latent {latent_dim}", split, image_set.ids,
                            sign * errors_by_split[split].table[distance].to_numpy(), threshold, image_set.labels,
